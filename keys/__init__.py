@@ -1,0 +1,1 @@
+"""Key material, the encrypted key store, prekey rotation and the signed authority directory."""

@@ -1,0 +1,1 @@
+"""The Rogatory node: I/O around the pure protocol (HTTP, SQLite, CLI)."""

@@ -1,0 +1,1 @@
+"""Rogatory wire protocol: pure, sans-IO. Bytes and values in, bytes and values out."""

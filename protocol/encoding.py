@@ -1,0 +1,182 @@
+"""Canonical encodings: the exact bytes that are hashed and signed.
+
+Rogatory signs bytes, never objects. Structured values travel as *canonical JSON* (a strict
+subset of RFC 8785: objects, arrays, strings, integers, booleans; keys sorted, no whitespace,
+no floats), and a decoder re-encodes what it parsed and refuses anything that is not
+byte-identical, so every value has exactly one encoding and a signature over the bytes is a
+signature over the value. Binary framing uses big-endian length prefixes read by ``Reader``,
+which refuses trailing bytes. Signature inputs use DSSE's pre-authentication encoding with one
+type string per structure and version, so no signature can be replayed as another structure's.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import struct
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeAlias
+
+from protocol.errors import EncodingError, NonCanonicalEncoding, RogatoryError
+
+__all__ = [
+    "JSONValue",
+    "Reader",
+    "b64decode",
+    "b64encode",
+    "canonical_json",
+    "frame",
+    "pae",
+    "parse_canonical_json",
+    "require_fields",
+]
+
+JSONValue: TypeAlias = (
+    "dict[str, JSONValue] | list[JSONValue] | str | int | bool | None"
+)
+
+MAX_SAFE_INTEGER = 2**53 - 1
+MAX_DEPTH = 32
+
+
+def _check_value(value: Any, depth: int = 0) -> None:
+    if depth > MAX_DEPTH:
+        raise EncodingError(f"nesting deeper than {MAX_DEPTH}")
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if isinstance(value, int):
+        if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            raise EncodingError(f"integer {value} outside the interoperable range ±(2^53-1)")
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str) or not key.isascii():
+                raise EncodingError(f"object key {key!r} is not an ASCII string")
+            _check_value(item, depth + 1)
+        return
+    if isinstance(value, Sequence):
+        for item in value:
+            _check_value(item, depth + 1)
+        return
+    raise EncodingError(f"type {type(value).__name__} cannot be encoded")
+
+
+def canonical_json(value: Any) -> bytes:
+    """Encode a value as canonical JSON bytes (UTF-8, sorted keys, no insignificant space)."""
+    _check_value(value)
+    try:
+        text = json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+        return text.encode("utf-8")
+    except (ValueError, TypeError, UnicodeEncodeError) as exc:
+        raise EncodingError(str(exc)) from exc
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, item in pairs:
+        if key in result:
+            raise EncodingError(f"duplicate object key {key!r}")
+        result[key] = item
+    return result
+
+
+def _refuse_float(text: str) -> Any:
+    raise EncodingError(f"number {text} is not an integer")
+
+
+def parse_canonical_json(data: bytes) -> Any:
+    """Decode canonical JSON, refusing duplicates, floats and any non-canonical spelling."""
+    try:
+        text = data.decode("utf-8")
+        value = json.loads(
+            text,
+            object_pairs_hook=_no_duplicates,
+            parse_float=_refuse_float,
+            parse_constant=_refuse_float,
+        )
+    except EncodingError:
+        raise
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise EncodingError(f"not JSON: {exc}") from exc
+    if canonical_json(value) != data:
+        raise NonCanonicalEncoding("re-encoding the value gives different bytes")
+    return value
+
+
+def b64encode(data: bytes) -> str:
+    """Base64url without padding (RFC 4648 §5), the one spelling used on the wire."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64decode(text: str) -> bytes:
+    """Decode base64url without padding, refusing padding, other alphabets and spare bits."""
+    if not isinstance(text, str) or not text.isascii() or "=" in text:
+        raise EncodingError("not unpadded base64url")
+    try:
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise EncodingError(f"not base64url: {exc}") from exc
+    if b64encode(data) != text:
+        raise NonCanonicalEncoding("base64url with non-zero spare bits or foreign characters")
+    return data
+
+
+def pae(payload_type: str, body: bytes) -> bytes:
+    """DSSE v1 pre-authentication encoding: what every Ed25519 signature in Rogatory covers."""
+    kind = payload_type.encode("utf-8")
+    return b"DSSEv1 %d %b %d %b" % (len(kind), kind, len(body), body)
+
+
+def frame(*parts: bytes) -> bytes:
+    """Concatenate byte strings, each preceded by its length as a 32-bit big-endian integer."""
+    return b"".join(struct.pack(">I", len(part)) + part for part in parts)
+
+
+class Reader:
+    """Reads a binary structure front to back; every short read is a malformed-input error."""
+
+    def __init__(self, data: bytes, error: type[RogatoryError] = EncodingError) -> None:
+        self._data = memoryview(data)
+        self._pos = 0
+        self._error = error
+
+    def _take(self, count: int) -> bytes:
+        if count < 0 or self._pos + count > len(self._data):
+            raise self._error(f"truncated at byte {self._pos}: {count} more bytes expected")
+        chunk = bytes(self._data[self._pos : self._pos + count])
+        self._pos += count
+        return chunk
+
+    def fixed(self, count: int) -> bytes:
+        return self._take(count)
+
+    def u32(self) -> int:
+        value: int = struct.unpack(">I", self._take(4))[0]
+        return value
+
+    def framed(self, limit: int | None = None) -> bytes:
+        size = self.u32()
+        if limit is not None and size > limit:
+            raise self._error(f"field of {size} bytes exceeds the limit of {limit}")
+        return self._take(size)
+
+    def end(self) -> None:
+        if self._pos != len(self._data):
+            raise self._error(f"{len(self._data) - self._pos} unexpected trailing bytes")
+
+    @property
+    def position(self) -> int:
+        return self._pos
+
+
+def require_fields(obj: Mapping[str, Any], names: Sequence[str], error: type[RogatoryError] = EncodingError) -> None:
+    """Require exactly these keys: unknown or missing fields are refused, never ignored."""
+    present = set(obj)
+    wanted = set(names)
+    if present != wanted:
+        missing = sorted(wanted - present)
+        extra = sorted(present - wanted)
+        raise error(f"fields missing {missing} / unexpected {extra}")

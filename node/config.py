@@ -1,0 +1,226 @@
+"""One TOML file per node. Secrets never live in it: they come from environment variables.
+
+Example (what ``rogatory init`` writes)::
+
+    [authority]
+    id = "FR:MJ"
+
+    [peer]                       # the endpoint other authorities call
+    host = "127.0.0.1"
+    port = 8443
+    public_url = "https://127.0.0.1:8443"
+    tls = true                   # plain HTTP only for debugging; the node warns
+    max_body = 16777216
+
+    [local]                      # the API for this authority's own users and tools
+    host = "127.0.0.1"
+    port = 8080
+
+    [directory]
+    file = "directory.json"
+    secretariat = ["rogatory-secretariat-…", "rogatory-secretariat-…", "rogatory-secretariat-…"]
+    threshold = 2
+
+    [delivery]
+    max_skew = 300
+    envelope_lifetime = 604800
+    retry_base = 0.5
+    retry_max = 300.0
+
+    [secrets]
+    passphrase_env = "ROGATORY_PASSPHRASE"
+    api_token_env = "ROGATORY_API_TOKEN"
+
+Relative paths are relative to the folder holding the config file (the node's home).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from keys.identity import decode_public
+from protocol.errors import ConfigError, ConfigMissing, RogatoryError
+
+__all__ = ["NodeConfig", "load_config", "render_config"]
+
+CONFIG_NAME = "rogatory.toml"
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    home: Path
+    authority: str
+    peer_host: str = "127.0.0.1"
+    peer_port: int = 8443
+    public_url: str = ""
+    tls: bool = True
+    max_body: int = 16 * 1024 * 1024
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    directory_file: str = "directory.json"
+    secretariat: tuple[str, ...] = field(default_factory=tuple)
+    threshold: int = 1
+    max_skew: int = 300
+    envelope_lifetime: int = 7 * 24 * 3600
+    retry_base: float = 0.5
+    retry_max: float = 300.0
+    passphrase_env: str = "ROGATORY_PASSPHRASE"
+    api_token_env: str = "ROGATORY_API_TOKEN"
+
+    @property
+    def keystore_path(self) -> Path:
+        return self.home / "keystore.json"
+
+    @property
+    def database_path(self) -> Path:
+        return self.home / "node.db"
+
+    @property
+    def cert_path(self) -> Path:
+        return self.home / "tls-cert.pem"
+
+    @property
+    def tls_key_path(self) -> Path:
+        return self.home / "tls-key.pem"
+
+    @property
+    def api_token_path(self) -> Path:
+        return self.home / "api-token"
+
+    @property
+    def record_path(self) -> Path:
+        return self.home / "authority-record.json"
+
+    @property
+    def directory_path(self) -> Path:
+        return self.home / self.directory_file
+
+    @property
+    def secretariat_keys(self) -> list[bytes]:
+        return [decode_public("secretariat", text) for text in self.secretariat]
+
+    @property
+    def endpoint(self) -> str:
+        if self.public_url:
+            return self.public_url
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{self.peer_host}:{self.peer_port}"
+
+
+def _section(data: dict[str, Any], name: str) -> dict[str, Any]:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    return value
+
+
+def _typed(section: dict[str, Any], key: str, kind: type, default: Any) -> Any:
+    value = section.get(key, default)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"{key} must be of type {kind.__name__}")
+    return value
+
+
+def load_config(home: Path) -> NodeConfig:
+    """Read ``rogatory.toml`` from a node's home folder, checking every value's type."""
+    path = home / CONFIG_NAME
+    if not path.exists():
+        raise ConfigMissing(str(path))
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    authority = _section(data, "authority")
+    peer = _section(data, "peer")
+    local = _section(data, "local")
+    directory = _section(data, "directory")
+    delivery = _section(data, "delivery")
+    secrets = _section(data, "secrets")
+    defaults = NodeConfig(home=home, authority="")
+    secretariat = directory.get("secretariat", [])
+    if not isinstance(secretariat, list) or not all(isinstance(s, str) for s in secretariat):
+        raise ConfigError("directory.secretariat must be a list of key strings")
+    config = NodeConfig(
+        home=home.resolve(),
+        authority=_typed(authority, "id", str, ""),
+        peer_host=_typed(peer, "host", str, defaults.peer_host),
+        peer_port=_typed(peer, "port", int, defaults.peer_port),
+        public_url=_typed(peer, "public_url", str, ""),
+        tls=_typed(peer, "tls", bool, True),
+        max_body=_typed(peer, "max_body", int, defaults.max_body),
+        api_host=_typed(local, "host", str, defaults.api_host),
+        api_port=_typed(local, "port", int, defaults.api_port),
+        directory_file=_typed(directory, "file", str, defaults.directory_file),
+        secretariat=tuple(secretariat),
+        threshold=_typed(directory, "threshold", int, 1),
+        max_skew=_typed(delivery, "max_skew", int, defaults.max_skew),
+        envelope_lifetime=_typed(delivery, "envelope_lifetime", int,
+                                 defaults.envelope_lifetime),
+        retry_base=_typed(delivery, "retry_base", float, defaults.retry_base),
+        retry_max=_typed(delivery, "retry_max", float, defaults.retry_max),
+        passphrase_env=_typed(secrets, "passphrase_env", str, defaults.passphrase_env),
+        api_token_env=_typed(secrets, "api_token_env", str, defaults.api_token_env),
+    )
+    if not config.authority:
+        raise ConfigError("[authority] id is required")
+    if config.threshold < 1 or config.threshold > max(1, len(config.secretariat)):
+        raise ConfigError("directory.threshold must be between 1 and the number of keys")
+    try:
+        config.secretariat_keys  # noqa: B018 - validates every pinned key string
+    except RogatoryError as exc:
+        raise ConfigError(f"directory.secretariat: {exc.message}") from exc
+    return config
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{escaped}"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    raise ConfigError(f"cannot write {type(value).__name__} to TOML")
+
+
+def render_config(config: NodeConfig) -> str:
+    """The TOML text for a config; ``load_config`` of it gives the same values back."""
+    sections: dict[str, dict[str, Any]] = {
+        "authority": {"id": config.authority},
+        "peer": {
+            "host": config.peer_host,
+            "port": config.peer_port,
+            "public_url": config.public_url,
+            "tls": config.tls,
+            "max_body": config.max_body,
+        },
+        "local": {"host": config.api_host, "port": config.api_port},
+        "directory": {
+            "file": config.directory_file,
+            "secretariat": list(config.secretariat),
+            "threshold": config.threshold,
+        },
+        "delivery": {
+            "max_skew": config.max_skew,
+            "envelope_lifetime": config.envelope_lifetime,
+            "retry_base": config.retry_base,
+            "retry_max": config.retry_max,
+        },
+        "secrets": {
+            "passphrase_env": config.passphrase_env,
+            "api_token_env": config.api_token_env,
+        },
+    }
+    lines: list[str] = []
+    for name, values in sections.items():
+        lines.append(f"[{name}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+        lines.append("")
+    return "\n".join(lines)

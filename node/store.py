@@ -1,0 +1,371 @@
+"""The node's SQLite store: what came in, what goes out, every receipt, and the seen pairs.
+
+One SQLite file in WAL mode with ``synchronous=FULL``: a transaction that returns has reached
+the disk, so a receipt sent after ``accept_inbound`` returns can never name an envelope a crash
+would lose. Each state change that matters is one transaction (message + seen pair + receipt
+together), so a node killed at any instant restarts with either all of it or none of it.
+
+This class is the narrow seam a PostgreSQL backend would implement; nothing above it writes
+SQL.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from protocol.errors import StoreNotFound
+
+__all__ = ["InboundRecord", "OutboundRecord", "Store"]
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class InboundRecord:
+    envelope_hash: str
+    message_id: str
+    sender: str
+    kind: str
+    case_ref: str
+    in_reply_to: str
+    priority: str
+    created: int
+    expires: int
+    received_at: int
+    content_type: str
+    archive: bytes
+    receipt: bytes
+    opened_at: int | None
+
+
+@dataclass(frozen=True)
+class OutboundRecord:
+    envelope_hash: str
+    message_id: str
+    recipient: str
+    kind: str
+    case_ref: str
+    in_reply_to: str
+    priority: str
+    created: int
+    expires: int
+    envelope: bytes
+    archive: bytes
+    state: str
+    attempts: int
+    last_error: str
+    receipt: bytes | None
+    delivered_at: int | None
+
+
+class Store:
+    """All durable state of one node."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        conn = sqlite3.connect(str(path), check_same_thread=False)
+        self.db = sqlite_utils.Database(conn)
+        self.db.enable_wal()
+        for pragma in ("synchronous=FULL", "foreign_keys=ON", "busy_timeout=5000"):
+            self.db.execute(f"PRAGMA {pragma}")
+        self._create_schema()
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def _create_schema(self) -> None:
+        db = self.db
+        with self._transaction():
+            db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
+            db["messages_in"].create(
+                {
+                    "envelope_hash": str,
+                    "message_id": str,
+                    "sender": str,
+                    "kind": str,
+                    "case_ref": str,
+                    "in_reply_to": str,
+                    "priority": str,
+                    "created": int,
+                    "expires": int,
+                    "received_at": int,
+                    "content_type": str,
+                    "archive": bytes,
+                    "opened_at": int,
+                },
+                pk="envelope_hash",
+                not_null={"message_id", "sender", "kind", "archive", "received_at"},
+                if_not_exists=True,
+            )
+            db["seen"].create(
+                {"sender": str, "message_id": str, "envelope_hash": str, "expires": int},
+                pk=("sender", "message_id"),
+                not_null={"envelope_hash"},
+                if_not_exists=True,
+            )
+            db["messages_out"].create(
+                {
+                    "envelope_hash": str,
+                    "message_id": str,
+                    "recipient": str,
+                    "kind": str,
+                    "case_ref": str,
+                    "in_reply_to": str,
+                    "priority": str,
+                    "created": int,
+                    "expires": int,
+                    "envelope": bytes,
+                    "archive": bytes,
+                    "state": str,
+                    "attempts": int,
+                    "last_error": str,
+                    "delivered_at": int,
+                },
+                pk="envelope_hash",
+                not_null={"message_id", "recipient", "envelope", "state"},
+                if_not_exists=True,
+            )
+            db["outbox"].create(
+                {"envelope_hash": str, "recipient": str, "next_attempt": float},
+                pk="envelope_hash",
+                foreign_keys=[("envelope_hash", "messages_out", "envelope_hash")],
+                if_not_exists=True,
+            )
+            db["receipts"].create(
+                {
+                    "envelope_hash": str,
+                    "direction": str,
+                    "status": str,
+                    "code": str,
+                    "receipt": bytes,
+                    "stored_at": int,
+                },
+                pk=("envelope_hash", "direction"),
+                not_null={"receipt"},
+                if_not_exists=True,
+            )
+            db["directories"].create(
+                {"serial": int, "hash": str, "adopted_at": int, "file": bytes},
+                pk="serial",
+                not_null={"hash", "file"},
+                if_not_exists=True,
+            )
+            db["messages_in"].create_index(["sender", "message_id"], unique=True,
+                                           if_not_exists=True)
+            db["messages_out"].create_index(["message_id"], unique=True, if_not_exists=True)
+            db["outbox"].create_index(["next_attempt"], if_not_exists=True)
+            db["meta"].upsert({"key": "schema", "value": str(SCHEMA_VERSION)}, pk="key")
+
+    def _transaction(self) -> AbstractContextManager[sqlite_utils.Database]:
+        """All of it or none of it: sqlite-utils' atomic() (BEGIN … COMMIT / ROLLBACK)."""
+        return self.db.atomic()
+
+    # --- inbound --------------------------------------------------------------------------
+
+    def receipt_for_inbound(self, envelope_hash: str) -> bytes | None:
+        """The receipt already issued for exactly these bytes, for idempotent redelivery."""
+        row = self.db.execute(
+            "SELECT receipt FROM receipts WHERE envelope_hash = ? AND direction = 'issued'",
+            [envelope_hash],
+        ).fetchone()
+        return bytes(row[0]) if row else None
+
+    def is_seen(self, sender: str, message_id: str) -> bool:
+        row = self.db.execute(
+            "SELECT 1 FROM seen WHERE sender = ? AND message_id = ?", [sender, message_id]
+        ).fetchone()
+        return row is not None
+
+    def accept_inbound(self, record: InboundRecord) -> None:
+        """Make an accepted envelope durable: message, seen pair and receipt in one commit."""
+        with self._transaction():
+            self.db["messages_in"].insert(
+                {k: v for k, v in record.__dict__.items() if k != "receipt"}
+            )
+            self.db["seen"].insert(
+                {
+                    "sender": record.sender,
+                    "message_id": record.message_id,
+                    "envelope_hash": record.envelope_hash,
+                    "expires": record.expires,
+                }
+            )
+            self.db["receipts"].insert(
+                {
+                    "envelope_hash": record.envelope_hash,
+                    "direction": "issued",
+                    "status": "accepted",
+                    "code": "",
+                    "receipt": record.receipt,
+                    "stored_at": record.received_at,
+                }
+            )
+
+    def inbound(self, limit: int = 100, offset: int = 0) -> list[InboundRecord]:
+        rows = self.db.execute(
+            "SELECT m.*, r.receipt FROM messages_in m JOIN receipts r "
+            "ON r.envelope_hash = m.envelope_hash AND r.direction = 'issued' "
+            "ORDER BY m.received_at, m.rowid LIMIT ? OFFSET ?",
+            [limit, offset],
+        )
+        return [self._inbound_row(row, rows.description) for row in rows.fetchall()]
+
+    def count_inbound(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM messages_in").fetchone()[0])
+
+    def inbound_by_id(self, message_id: str) -> InboundRecord:
+        rows = self.db.execute(
+            "SELECT m.*, r.receipt FROM messages_in m JOIN receipts r "
+            "ON r.envelope_hash = m.envelope_hash AND r.direction = 'issued' "
+            "WHERE m.message_id = ?",
+            [message_id],
+        )
+        row = rows.fetchone()
+        if row is None:
+            raise StoreNotFound(f"no inbound message {message_id}")
+        return self._inbound_row(row, rows.description)
+
+    def mark_opened(self, envelope_hash: str, at: int) -> bool:
+        """Record the first opening; True only the first time (retrieval evidence is once)."""
+        with self._transaction():
+            cursor = self.db.execute(
+                "UPDATE messages_in SET opened_at = ? WHERE envelope_hash = ? "
+                "AND opened_at IS NULL",
+                [at, envelope_hash],
+            )
+            return cursor.rowcount == 1
+
+    @staticmethod
+    def _inbound_row(row: tuple[Any, ...], description: Any) -> InboundRecord:
+        data = dict(zip([d[0] for d in description], row, strict=True))
+        data["archive"] = bytes(data["archive"])
+        data["receipt"] = bytes(data["receipt"])
+        return InboundRecord(**data)
+
+    # --- outbound -------------------------------------------------------------------------
+
+    def queue_outbound(self, record: OutboundRecord, next_attempt: float) -> None:
+        """Journal first, deliver after: the envelope is durable before any attempt is made."""
+        with self._transaction():
+            self.db["messages_out"].insert(
+                {k: v for k, v in record.__dict__.items() if k != "receipt"}
+            )
+            self.db["outbox"].insert(
+                {
+                    "envelope_hash": record.envelope_hash,
+                    "recipient": record.recipient,
+                    "next_attempt": next_attempt,
+                }
+            )
+
+    def due(self, now: float, limit: int) -> list[OutboundRecord]:
+        rows = self.db.execute(
+            "SELECT m.*, NULL AS receipt FROM outbox o JOIN messages_out m "
+            "ON m.envelope_hash = o.envelope_hash WHERE o.next_attempt <= ? "
+            "ORDER BY o.next_attempt LIMIT ?",
+            [now, limit],
+        )
+        return [self._outbound_row(row, rows.description) for row in rows.fetchall()]
+
+    def next_due(self) -> float | None:
+        row = self.db.execute("SELECT min(next_attempt) FROM outbox").fetchone()
+        return float(row[0]) if row and row[0] is not None else None
+
+    def pending_count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM outbox").fetchone()[0])
+
+    def record_delivery(self, envelope_hash: str, receipt: bytes, status: str, code: str,
+                        at: int) -> None:
+        """Close an outbox entry with the peer's verified receipt (acceptance or refusal)."""
+        state = "delivered" if status == "accepted" else "refused"
+        with self._transaction():
+            self.db.execute(
+                "UPDATE messages_out SET state = ?, last_error = ?, delivered_at = ?, "
+                "attempts = attempts + 1 WHERE envelope_hash = ?",
+                [state, code, at, envelope_hash],
+            )
+            self.db["receipts"].upsert(
+                {
+                    "envelope_hash": envelope_hash,
+                    "direction": "received",
+                    "status": status,
+                    "code": code,
+                    "receipt": receipt,
+                    "stored_at": at,
+                },
+                pk=("envelope_hash", "direction"),
+            )
+            self.db.execute("DELETE FROM outbox WHERE envelope_hash = ?", [envelope_hash])
+
+    def record_retry(self, envelope_hash: str, error: str, next_attempt: float) -> None:
+        with self._transaction():
+            self.db.execute(
+                "UPDATE messages_out SET attempts = attempts + 1, last_error = ?, "
+                "state = 'retrying' WHERE envelope_hash = ?",
+                [error, envelope_hash],
+            )
+            self.db.execute(
+                "UPDATE outbox SET next_attempt = ? WHERE envelope_hash = ?",
+                [next_attempt, envelope_hash],
+            )
+
+    def record_failure(self, envelope_hash: str, error: str) -> None:
+        """Give up for good (the envelope expired undelivered): a clear, final state."""
+        with self._transaction():
+            self.db.execute(
+                "UPDATE messages_out SET state = 'failed', last_error = ? WHERE envelope_hash = ?",
+                [error, envelope_hash],
+            )
+            self.db.execute("DELETE FROM outbox WHERE envelope_hash = ?", [envelope_hash])
+
+    def outbound(self, limit: int = 100, offset: int = 0) -> list[OutboundRecord]:
+        return list(self._outbound_query("ORDER BY m.created, m.rowid LIMIT ? OFFSET ?",
+                                         [limit, offset]))
+
+    def outbound_by_id(self, message_id: str) -> OutboundRecord:
+        found = list(self._outbound_query("WHERE m.message_id = ?", [message_id]))
+        if not found:
+            raise StoreNotFound(f"no outbound message {message_id}")
+        return found[0]
+
+    def outbound_states(self) -> dict[str, int]:
+        rows = self.db.execute("SELECT state, count(*) FROM messages_out GROUP BY state")
+        return {state: int(count) for state, count in rows.fetchall()}
+
+    def _outbound_query(self, clause: str, params: list[Any]) -> Iterator[OutboundRecord]:
+        rows = self.db.execute(
+            "SELECT m.*, r.receipt FROM messages_out m LEFT JOIN receipts r "
+            "ON r.envelope_hash = m.envelope_hash AND r.direction = 'received' " + clause,
+            params,
+        )
+        for row in rows.fetchall():
+            yield self._outbound_row(row, rows.description)
+
+    @staticmethod
+    def _outbound_row(row: tuple[Any, ...], description: Any) -> OutboundRecord:
+        data = dict(zip([d[0] for d in description], row, strict=True))
+        data["envelope"] = bytes(data["envelope"])
+        data["archive"] = bytes(data["archive"])
+        data["receipt"] = bytes(data["receipt"]) if data["receipt"] is not None else None
+        return OutboundRecord(**data)
+
+    # --- directory ------------------------------------------------------------------------
+
+    def latest_directory(self) -> tuple[int, str, bytes] | None:
+        row = self.db.execute(
+            "SELECT serial, hash, file FROM directories ORDER BY serial DESC LIMIT 1"
+        ).fetchone()
+        return (int(row[0]), str(row[1]), bytes(row[2])) if row else None
+
+    def adopt_directory(self, serial: int, digest: str, file: bytes, at: int) -> None:
+        with self._transaction():
+            self.db["directories"].insert(
+                {"serial": serial, "hash": digest, "adopted_at": at, "file": file}
+            )

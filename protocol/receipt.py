@@ -1,0 +1,206 @@
+"""Receipt v1: the receiver's signed statement that it accepted, or refused, an envelope.
+
+Layout::
+
+    receipt = "RGTR" %x01 frame(body) signature
+    body    = canonical JSON, fields below
+    signature = Ed25519(PAE("rogatory/v1/receipt", body)) by the receiver's identity key
+
+An acceptance is non-repudiation of receipt: it names the exact envelope by hash and the time
+the receiver took it in, and the receiver issues it only after the envelope is durable. A
+refusal carries the stable error code so the sender knows whether to retry. A refusal for a body
+that could not even be read in full names the envelope as the empty string.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from protocol.encoding import Reader, canonical_json, frame, parse_canonical_json, require_fields
+from protocol.errors import (
+    ERRORS_BY_CODE,
+    EncodingError,
+    ReceiptMalformed,
+    ReceiptMismatch,
+    ReceiptSignatureInvalid,
+)
+from protocol.header import AUTHORITY_ID, KEY_ID, MESSAGE_ID
+from protocol.signing import LABELS, SIGNATURE_LENGTH, sign, verify
+
+__all__ = [
+    "RECEIPT_FIELDS",
+    "Receipt",
+    "ReceiptStatus",
+    "parse_receipt",
+    "sign_receipt",
+]
+
+MAGIC = b"RGTR"
+WIRE_VERSION = 1
+MAX_DETAIL = 256
+MAX_BODY = 4096
+ENVELOPE_HASH = re.compile(r"[0-9a-f]{64}")
+RECEIPT_FIELDS = (
+    "code",
+    "detail",
+    "envelope",
+    "from",
+    "id",
+    "key",
+    "received",
+    "status",
+    "to",
+    "v",
+)
+
+
+class ReceiptStatus(enum.Enum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the receiver signed. ``receiver`` is the signer; ``sender`` sent the envelope."""
+
+    status: ReceiptStatus
+    code: str
+    envelope_hash: str
+    message_id: str
+    sender: str
+    receiver: str
+    receiver_key: str
+    received: int
+    detail: str = ""
+    data: bytes = b""
+    body: bytes = b""
+
+    @property
+    def accepted(self) -> bool:
+        return self.status is ReceiptStatus.ACCEPTED
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "v": WIRE_VERSION,
+            "status": self.status.value,
+            "code": self.code,
+            "envelope": self.envelope_hash,
+            "id": self.message_id,
+            "from": self.sender,
+            "to": self.receiver,
+            "key": self.receiver_key,
+            "received": self.received,
+            "detail": self.detail,
+        }
+
+    def verify(self, receiver_public: bytes) -> Receipt:
+        """Check the signature with the receiver's key (looked up by ``receiver_key``)."""
+        if not verify(receiver_public, LABELS["receipt"], self.body, self.data[-SIGNATURE_LENGTH:]):
+            raise ReceiptSignatureInvalid(f"receipt from {self.receiver}")
+        return self
+
+    def check_names(self, *, envelope_hash: str, message_id: str, sender: str, receiver: str) -> None:
+        """Refuse a receipt that is genuine but about some other envelope or party."""
+        expected = (envelope_hash, message_id, sender, receiver)
+        actual = (self.envelope_hash, self.message_id, self.sender, self.receiver)
+        if expected != actual:
+            raise ReceiptMismatch(f"receipt names {actual}, expected {expected}")
+
+
+def _well_formed(body: dict[str, Any]) -> None:
+    def text(name: str, pattern: re.Pattern[str], empty_ok: bool) -> None:
+        value = body[name]
+        if not isinstance(value, str):
+            raise ReceiptMalformed(f"field {name!r} must be a string")
+        if not (empty_ok and value == "") and pattern.fullmatch(value) is None:
+            raise ReceiptMalformed(f"field {name!r} is malformed")
+
+    status = body["status"]
+    if status not in ("accepted", "rejected"):
+        raise ReceiptMalformed(f"status {status!r}")
+    rejected = status == "rejected"
+    text("envelope", ENVELOPE_HASH, rejected)
+    text("id", MESSAGE_ID, rejected)
+    text("from", AUTHORITY_ID, rejected)
+    text("to", AUTHORITY_ID, False)
+    text("key", KEY_ID, False)
+    code = body["code"]
+    if rejected != (code != "") or (rejected and code not in ERRORS_BY_CODE):
+        raise ReceiptMalformed(f"code {code!r} does not fit status {status!r}")
+    detail = body["detail"]
+    if not isinstance(detail, str) or len(detail) > MAX_DETAIL:
+        raise ReceiptMalformed("detail must be a string of at most 256 characters")
+    received = body["received"]
+    if isinstance(received, bool) or not isinstance(received, int) or received < 0:
+        raise ReceiptMalformed("received must be a non-negative integer")
+
+
+def sign_receipt(
+    *,
+    status: ReceiptStatus,
+    envelope_hash: str,
+    message_id: str,
+    sender: str,
+    receiver: str,
+    receiver_key: str,
+    received: int,
+    receiver_seed: bytes,
+    code: str = "",
+    detail: str = "",
+) -> Receipt:
+    """Build and sign a receipt; the result's ``data`` is what goes on the wire."""
+    unsigned = Receipt(
+        status=status,
+        code=code,
+        envelope_hash=envelope_hash,
+        message_id=message_id,
+        sender=sender,
+        receiver=receiver,
+        receiver_key=receiver_key,
+        received=received,
+        detail=detail[:MAX_DETAIL],
+    )
+    body_obj = unsigned.to_json()
+    _well_formed(body_obj)
+    body = canonical_json(body_obj)
+    signature = sign(receiver_seed, LABELS["receipt"], body)
+    data = MAGIC + bytes([WIRE_VERSION]) + frame(body) + signature
+    return parse_receipt(data)
+
+
+def parse_receipt(data: bytes) -> Receipt:
+    """Parse a receipt's structure. The signature is checked by ``Receipt.verify``."""
+    reader = Reader(data, ReceiptMalformed)
+    if reader.fixed(4) != MAGIC:
+        raise ReceiptMalformed("not a Rogatory receipt (bad magic)")
+    if reader.fixed(1)[0] != WIRE_VERSION:
+        raise ReceiptMalformed("unsupported receipt version")
+    body = reader.framed(limit=MAX_BODY)
+    reader.fixed(SIGNATURE_LENGTH)
+    reader.end()
+    try:
+        obj = parse_canonical_json(body)
+    except EncodingError as exc:
+        raise ReceiptMalformed(exc.message) from exc
+    if not isinstance(obj, dict):
+        raise ReceiptMalformed("body is not a JSON object")
+    if obj.get("v") != WIRE_VERSION:
+        raise ReceiptMalformed(f"body version {obj.get('v')!r}")
+    require_fields(obj, RECEIPT_FIELDS, ReceiptMalformed)
+    _well_formed(obj)
+    return Receipt(
+        status=ReceiptStatus(obj["status"]),
+        code=obj["code"],
+        envelope_hash=obj["envelope"],
+        message_id=obj["id"],
+        sender=obj["from"],
+        receiver=obj["to"],
+        receiver_key=obj["key"],
+        received=obj["received"],
+        detail=obj["detail"],
+        data=bytes(data),
+        body=body,
+    )

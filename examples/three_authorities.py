@@ -1,0 +1,211 @@
+"""Three central authorities on loopback: a request, its acknowledgement, a spontaneous transmission.
+
+France's Ministry of Justice (FR:MJ) asks Brazil's Ministry of Justice and Public Security
+(BR:MJSP) for bank records; Brazil acknowledges with its own reference; Kenya's Office of the
+Director of Public Prosecutions (KE:ODPP) spontaneously transmits information to France under
+use restrictions, and France accepts them. Every envelope travels node to node over pinned
+TLS, sealed with hybrid post-quantum HPKE and signed; every delivery is answered by a signed
+receipt that the sender verifies against the secretariat-signed directory. Then a replayed and
+a tampered envelope show what a receiving node does with them.
+
+Run it with ``rogatory demo`` (or ``python examples/three_authorities.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+from keys.directory import Directory
+from node.federation import Federation, Member
+from node.node import Node
+from node.outbound import ENVELOPE_MEDIA_TYPE, Draft
+from node.store import OutboundRecord
+from node.tls import client_pin
+from protocol.envelope import verify_package
+from protocol.kinds import Kind, Priority
+from protocol.receipt import Receipt, parse_receipt
+
+MEMBERS = [
+    Member("FR:MJ", "Ministère de la Justice, Bureau de l'entraide pénale internationale",
+           {"languages": ["fr", "en"], "time_zone": "Europe/Paris",
+            "request_types": ["mla", "extradition"], "legal_bases": ["UNTOC", "UNCAC", "bilateral"],
+            "channels": ["rogatory"], "formats": ["application/json", "application/pdf"],
+            "urgent_procedure": "call the duty magistrate", "contact_24_7": "+33 1 00 00 00 00"}),
+    Member("BR:MJSP", "Ministério da Justiça e Segurança Pública, DRCI",
+           {"languages": ["pt", "en", "es"], "time_zone": "America/Sao_Paulo",
+            "request_types": ["mla", "asset-recovery"], "legal_bases": ["UNTOC", "UNCAC"],
+            "channels": ["rogatory"], "formats": ["application/json"]}),
+    Member("KE:ODPP", "Office of the Director of Public Prosecutions",
+           {"languages": ["en", "sw"], "time_zone": "Africa/Nairobi",
+            "request_types": ["mla", "spontaneous"], "legal_bases": ["UNTOC", "UNCAC"],
+            "channels": ["rogatory"], "formats": ["application/json"]}),
+]
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def short(digest: str) -> str:
+    return digest[:16] + "…"
+
+
+async def delivered(node: Node, message_id: str, timeout: float = 20.0) -> OutboundRecord:
+    """Wait until the outbox entry is closed by a receipt (or fails)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        record = await node.call(node.store.outbound_by_id, message_id)
+        if record.state in ("delivered", "refused", "failed"):
+            return record
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{message_id} still {record.state}: {record.last_error}")
+        await asyncio.sleep(0.02)
+
+
+def check_receipt(record: OutboundRecord, directory: Directory, sender: str) -> Receipt:
+    """What an auditor does with a stored receipt: verify it from the directory alone."""
+    assert record.receipt is not None
+    receipt = parse_receipt(record.receipt)
+    receipt.verify(directory.receiver_key(record.recipient, receipt.receiver_key))
+    receipt.check_names(envelope_hash=record.envelope_hash, message_id=record.message_id,
+                        sender=sender, receiver=record.recipient)
+    return receipt
+
+
+async def send(node: Node, draft: Draft, label: str) -> OutboundRecord:
+    queued = await node.submit(draft)
+    say(f"→ {node.authority} sends {label} to {draft.recipient}")
+    say(f"    message {queued.message_id}, case {draft.case or '-'}, "
+        f"envelope {short(queued.envelope_hash)} ({len(queued.envelope)} bytes)")
+    record = await delivered(node, queued.message_id)
+    if record.state != "delivered":
+        raise RuntimeError(f"{label} was not delivered: {record.state} {record.last_error}")
+    receipt = check_receipt(record, node.directory, node.authority)
+    say(f"    receipt: {receipt.status.value} by {receipt.receiver} at "
+        f"{time.strftime('%H:%M:%S', time.gmtime(receipt.received))} UTC, "
+        f"signature verified against key {receipt.receiver_key}")
+    return record
+
+
+async def read(node: Node, message_id: str) -> dict[str, object]:
+    message = await node.read_message(message_id)
+    package = base64.b64decode(str(message["package_b64"]))
+    sender = str(message["from"])
+    verify_package(package, node.directory.record(sender).identity_key)
+    body = json.loads(base64.b64decode(str(message["payload_b64"])))
+    say(f"← {node.authority} opens {message['kind']} {message_id} from {sender}: "
+        f"sender's inner signature verified")
+    return {"message": message, "body": body}
+
+
+async def post_raw(node: Node, target: Node, data: bytes) -> Receipt:
+    record = node.directory.record(target.authority)
+    async with aiohttp.ClientSession() as session, session.post(
+        record.endpoint + "/v1/envelopes", data=data, ssl=client_pin(record.tls_fingerprint),
+        headers={"Content-Type": ENVELOPE_MEDIA_TYPE},
+    ) as response:
+        receipt = parse_receipt(await response.read())
+    return receipt.verify(node.directory.receiver_key(target.authority, receipt.receiver_key))
+
+
+async def scenario(root: Path) -> None:
+    say("Rogatory demo: three central authorities, one machine, no central relay")
+    say("=" * 78)
+    federation = Federation.create(root, MEMBERS)
+    say(f"Secretariat: {len(federation.secretariat)} keys; directory serial "
+        f"{federation.serial} signed by {federation.threshold} of them")
+    nodes = await federation.start()
+    try:
+        for authority, node in nodes.items():
+            record = node.directory.record(authority)
+            suite = node.directory.strongest_suite(authority, int(time.time()))
+            say(f"  {authority:8} {record.endpoint:24} identity {node.keystore.identity.key_id}"
+                f"  prekey suite {suite.value}")
+        say()
+        fr, br, ke = nodes["FR:MJ"], nodes["BR:MJSP"], nodes["KE:ODPP"]
+
+        say("1. A mutual legal assistance request")
+        request = {
+            "type": "mla",
+            "legal_basis": "UNTOC art. 18",
+            "offence": "laundering of the proceeds of crime",
+            "measures": ["bank records of account BR00 0000 0000 0000 (2023-2025)"],
+            "requesting_reference": "PNF 24-117",
+        }
+        sent = await send(fr, Draft("BR:MJSP", Kind.REQUEST, "application/json",
+                                    json.dumps(request).encode(), case="PNF 24-117",
+                                    priority=Priority.URGENT), "an urgent MLA request")
+        opened = await read(br, sent.message_id)
+        say(f"    measures requested: {opened['body']['measures'][0]}")  # type: ignore[index]
+        say()
+
+        say("2. The requested authority acknowledges it")
+        ack = {"requested_reference": "DRCI 2026/0042", "status": "registered",
+               "assigned_to": "Coordenação-Geral de Cooperação Jurídica Internacional"}
+        reply = await send(br, Draft("FR:MJ", Kind.ACKNOWLEDGEMENT, "application/json",
+                                     json.dumps(ack).encode(), case="PNF 24-117",
+                                     in_reply_to=sent.message_id), "an acknowledgement")
+        answer = await read(fr, reply.message_id)
+        say(f"    in reply to {answer['message']['in_reply_to']}; their reference "  # type: ignore[index]
+            f"{answer['body']['requested_reference']}")  # type: ignore[index]
+        say()
+
+        say("3. Spontaneous transmission with use restrictions (UNTOC art. 18(4)-(5))")
+        info = {"summary": "transfers linked to a shell company registered in Nairobi",
+                "conditions": ["confidential until further notice",
+                               "use only for the investigation of the offences described"]}
+        spont = await send(ke, Draft("FR:MJ", Kind.SPONTANEOUS_INFORMATION, "application/json",
+                                     json.dumps(info).encode()), "spontaneous information")
+        received = await read(fr, spont.message_id)
+        for condition in received["body"]["conditions"]:  # type: ignore[index]
+            say(f"    condition: {condition}")
+        await send(fr, Draft("KE:ODPP", Kind.CONDITIONS_ANSWER, "application/json",
+                             json.dumps({"answer": "accepted"}).encode(),
+                             in_reply_to=spont.message_id), "its acceptance of the conditions")
+        say()
+
+        say("4. What a receiving node does with a replay and a forgery")
+        again = await post_raw(fr, br, sent.envelope)
+        same = again.data == (await br.call(br.store.inbound_by_id, sent.message_id)).receipt
+        say(f"    same request bytes again: {again.status.value}, "
+            f"{'the original receipt returned' if same else 'a NEW receipt (wrong!)'}")
+        tampered = bytearray(sent.envelope)
+        tampered[-100] ^= 1
+        refused = await post_raw(fr, br, bytes(tampered))
+        say(f"    one bit flipped: {refused.status.value}, code {refused.code}, signed by "
+            f"{refused.receiver}")
+        say()
+
+        say("Summary")
+        for authority, node in nodes.items():
+            status = await node.status()
+            say(f"  {authority:8} received {status['inbound']}, sent {status['outbound']}, "
+                f"pending {status['pending']}")
+        say("Every receipt verified against the secretariat-signed directory.")
+    finally:
+        await federation.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args:
+        root = Path(args[0])
+        root.mkdir(parents=True, exist_ok=True)
+        asyncio.run(scenario(root))
+        say(f"Node folders kept in {root}")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="rogatory-demo-") as tmp:
+        asyncio.run(scenario(Path(tmp)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

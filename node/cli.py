@@ -1,0 +1,392 @@
+"""The ``rogatory`` command.
+
+One dispatch point: every known failure is a ``RogatoryError`` and becomes exactly one line on
+stderr (``error: <code>: <message>. <hint>``) and exit status 1; anything else is a bug and
+keeps its traceback. Secrets come from environment variables or a prompt, never from argv,
+where other local users could read them in the process list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import getpass
+import json
+import logging
+import os
+import runpy
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from keys.directory import SignedRecord, add_signature, build_directory, verify_directory
+from keys.identity import decode_public
+from keys.keystore import KeyStore, SecretariatKey
+from node.client import LocalClient
+from node.config import load_config
+from node.provision import initialise_node, refresh_record
+from protocol.encoding import b64decode, b64encode, parse_canonical_json
+from protocol.errors import ConfigError, DirectoryMalformed, KeystorePassphraseMissing, RogatoryError
+from protocol.kinds import Kind, Priority
+from protocol.suites import Suite
+
+__all__ = ["main"]
+
+PASSPHRASE_ENV = "ROGATORY_PASSPHRASE"
+SECRETARIAT_PASSPHRASE_ENV = "ROGATORY_SECRETARIAT_PASSPHRASE"
+
+
+def passphrase(variable: str, *, confirm: bool = False) -> bytes:
+    """From the environment, else a prompt on a terminal; never from the command line."""
+    value = os.environ.get(variable, "")
+    if value:
+        return value.encode("utf-8")
+    if not sys.stdin.isatty():
+        raise KeystorePassphraseMissing(f"set {variable} or run from a terminal")
+    first = getpass.getpass("Passphrase: ")
+    if confirm and getpass.getpass("Again: ") != first:
+        raise KeystorePassphraseMissing("the two passphrases differ")
+    if not first:
+        raise KeystorePassphraseMissing("empty passphrase")
+    return first.encode("utf-8")
+
+
+def _home(args: argparse.Namespace) -> Path:
+    return Path(args.home).expanduser()
+
+
+# --- init, serve, keys --------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> None:
+    profile: dict[str, Any] = {
+        "languages": args.language, "request_types": args.request_type,
+        "legal_bases": args.legal_basis, "channels": args.channel, "formats": args.format,
+        "time_zone": args.time_zone, "office_hours": args.office_hours,
+        "urgent_procedure": args.urgent_procedure, "contact_24_7": args.contact_24_7,
+        "notes": args.notes,
+    }
+    signed = initialise_node(
+        _home(args), authority=args.authority, name=args.name,
+        passphrase=passphrase(PASSPHRASE_ENV, confirm=True), now=int(time.time()),
+        peer_host=args.host, peer_port=args.peer_port, api_port=args.api_port,
+        tls=not args.plain_http, secretariat=tuple(args.secretariat),
+        threshold=args.threshold, profile={k: v for k, v in profile.items() if v},
+        suite=Suite.from_name(args.suite),
+    )
+    config = load_config(_home(args))
+    print(f"initialised {signed.record.authority} in {config.home}")
+    print(f"  identity key  {signed.record.identity_key.hex()} (id {config.authority})")
+    print(f"  endpoint      {signed.record.endpoint}")
+    print(f"  TLS pin       {signed.record.tls_fingerprint or '(plain HTTP)'}")
+    print(f"  record        {config.record_path}  <- send this to the secretariat")
+    if not args.secretariat:
+        print("  note: no secretariat keys pinned yet; add them to rogatory.toml [directory]")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from node.node import Node
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    node = Node.from_home(_home(args), passphrase(PASSPHRASE_ENV))
+
+    async def run() -> None:
+        await node.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        print(f"{node.authority} serving peers on port {node.peer_port}, "
+              f"local API on port {node.api_port}", flush=True)
+        await stop.wait()
+        await node.stop()
+
+    asyncio.run(run())
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> None:
+    config = load_config(_home(args))
+    now = int(time.time())
+    store = KeyStore.open(config.keystore_path, passphrase(PASSPHRASE_ENV))
+    rotated = store.rotate_prekeys(now, suite=Suite.from_name(args.suite))
+    signed = refresh_record(config, rotated, now)
+    print(f"{config.authority}: {len(rotated.prekeys)} private prekeys held, "
+          f"{len(signed.record.prekeys)} published")
+    print(f"new signed record in {config.record_path}; the secretariat must publish it in the "
+          "next directory before senders can use the new prekey")
+
+
+# --- directory ----------------------------------------------------------------------------
+
+
+def _read_file(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"no such file: {path}") from None
+
+
+def _directory_parts(file: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The unverified body and signature list of a directory file (for editing, not trust)."""
+    try:
+        outer = json.loads(file)
+        body = parse_canonical_json(b64decode(outer["directory"]))
+        signatures = list(outer["signatures"])
+    except (ValueError, KeyError, TypeError, RogatoryError) as exc:
+        raise DirectoryMalformed(f"not a directory file: {exc}") from None
+    if not isinstance(body, dict):
+        raise DirectoryMalformed("directory body is not an object")
+    return body, signatures
+
+
+def _write_unsigned(path: str, body: bytes) -> None:
+    outer = {"directory": b64encode(body), "signatures": []}
+    Path(path).write_text(json.dumps(outer, indent=2) + "\n", "utf-8")
+
+
+def _records(paths: Sequence[str]) -> list[SignedRecord]:
+    records = []
+    for path in paths:
+        signed = SignedRecord.from_json(json.loads(_read_file(path)))
+        signed.verify()
+        records.append(signed)
+    return records
+
+
+def cmd_directory_keygen(args: argparse.Namespace) -> None:
+    key = SecretariatKey.create(Path(args.out), passphrase(SECRETARIAT_PASSPHRASE_ENV,
+                                                           confirm=True))
+    print(key.public_text)
+
+
+def cmd_directory_create(args: argparse.Namespace) -> None:
+    body = build_directory(args.federation, args.serial, int(time.time()),
+                           _records(args.records))
+    _write_unsigned(args.out, body)
+    print(f"directory serial {args.serial} with {len(args.records)} records written to "
+          f"{args.out}; now sign it with M secretariat keys")
+
+
+def cmd_directory_add(args: argparse.Namespace) -> None:
+    body, _ = _directory_parts(_read_file(args.file))
+    current = {r.record.authority: r for r in
+               (SignedRecord.from_json(obj) for obj in body["records"])}
+    for signed in _records(args.records):
+        current[signed.record.authority] = signed
+    serial = int(body["serial"]) + 1
+    _write_unsigned(args.file, build_directory(str(body["federation"]), serial,
+                                               int(time.time()), current.values()))
+    print(f"{args.file}: serial {serial}, {len(current)} records; signatures cleared, "
+          "sign again")
+
+
+def cmd_directory_sign(args: argparse.Namespace) -> None:
+    key = SecretariatKey.open(Path(args.key), passphrase(SECRETARIAT_PASSPHRASE_ENV))
+    signed = add_signature(_read_file(args.file), key.identity)
+    Path(args.file).write_bytes(signed)
+    _, signatures = _directory_parts(signed)
+    print(f"{args.file}: signed by {key.identity.key_id}; {len(signatures)} signature(s)")
+
+
+def _pins(args: argparse.Namespace) -> tuple[list[bytes], int]:
+    if args.home:
+        config = load_config(Path(args.home))
+        return config.secretariat_keys, config.threshold
+    if not args.secretariat:
+        raise ConfigError("give --home or the --secretariat keys and --threshold")
+    return [decode_public("secretariat", k) for k in args.secretariat], args.threshold
+
+
+def cmd_directory_verify(args: argparse.Namespace) -> None:
+    keys, threshold = _pins(args)
+    directory = verify_directory(_read_file(args.file), keys, threshold)
+    print(f"valid: federation {directory.federation}, serial {directory.serial}, "
+          f"{len(directory.records)} records, digest {directory.digest}")
+
+
+def cmd_directory_show(args: argparse.Namespace) -> None:
+    body, signatures = _directory_parts(_read_file(args.file))
+    print(f"federation {body['federation']}  serial {body['serial']}  issued "
+          f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(body['issued']))} UTC  "
+          f"signatures {len(signatures)} (unverified; use `directory verify`)")
+    for obj in body["records"]:
+        record = SignedRecord.from_json(obj).record
+        print(f"\n{record.authority}  {record.name}")
+        print(f"  endpoint   {record.endpoint}  tls {record.tls_fingerprint[:16] or '-'}")
+        print(f"  prekeys    " + ", ".join(
+            f"{p.prekey.id} ({p.prekey.suite.value})" for p in record.prekeys))
+        for label, value in (("languages", record.languages),
+                             ("requests", record.request_types),
+                             ("legal bases", record.legal_bases),
+                             ("time zone", record.time_zone),
+                             ("24/7", record.contact_24_7),
+                             ("revoked", [r.key_id for r in record.revoked])):
+            if value:
+                text = ", ".join(value) if isinstance(value, list | tuple) else value
+                print(f"  {label:10} {text}")
+
+
+# --- messages through the local API -------------------------------------------------------
+
+
+def _client(args: argparse.Namespace) -> LocalClient:
+    return LocalClient(load_config(_home(args)))
+
+
+def cmd_send(args: argparse.Namespace) -> None:
+    if (args.text is None) == (args.file is None):
+        raise ConfigError("give exactly one of --text or --file")
+    payload = args.text.encode() if args.text is not None else _read_file(args.file)
+    message = {
+        "to": args.to, "kind": args.kind, "priority": args.priority,
+        "content_type": args.content_type, "payload_b64": base64.b64encode(payload).decode(),
+        "case": args.case, "in_reply_to": args.in_reply_to,
+    }
+    result = _client(args).send(message)
+    print(f"queued {result['id']} to {result['to']} (envelope {result['envelope_hash']})")
+
+
+def cmd_inbox(args: argparse.Namespace) -> None:
+    direction = "out" if args.sent else "in"
+    rows = _client(args).messages(direction, args.limit)
+    if not rows:
+        print("no messages")
+    for row in rows:
+        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(row["created"]))
+        party = row.get("from") or row.get("to")
+        state = row.get("state") or ("opened" if row.get("opened_at") else "new")
+        print(f"{row['id']}  {when}  {party:10} {row['kind']:28} {state:10} {row['case']}")
+
+
+def cmd_show(args: argparse.Namespace) -> None:
+    message = _client(args).message(args.id)
+    payload = base64.b64decode(message.pop("payload_b64"))
+    message.pop("package_b64", None)
+    for key, value in message.items():
+        if key != "receipt":
+            print(f"{key:14} {value}")
+    if args.save:
+        Path(args.save).write_bytes(payload)
+        print(f"payload ({len(payload)} bytes) saved to {args.save}")
+    else:
+        print()
+        print(payload.decode("utf-8", errors="replace"))
+
+
+def cmd_status(args: argparse.Namespace) -> None:
+    print(json.dumps(_client(args).status(), indent=2))
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    script = Path(__file__).resolve().parent.parent / "examples" / "three_authorities.py"
+    if not script.exists():
+        raise ConfigError(f"{script} not found; the demo runs from a source checkout")
+    sys.argv = [str(script), *([args.keep] if args.keep else [])]
+    runpy.run_path(str(script), run_name="__main__")
+
+
+# --- the parser ---------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rogatory", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, fn: Callable[[argparse.Namespace], None], help_text: str,
+                parent: Any = sub, home: bool = True) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = parent.add_parser(name, help=help_text)
+        p.set_defaults(fn=fn)
+        if home:
+            p.add_argument("--home", default=os.environ.get("ROGATORY_HOME", "."),
+                           help="the node's folder (default: $ROGATORY_HOME or .)")
+        return p
+
+    p = command("init", cmd_init, "create a node: keys, TLS certificate, config, signed record")
+    p.add_argument("--authority", required=True, help="CC:NAME, e.g. FR:MJ")
+    p.add_argument("--name", required=True, help="the authority's full name")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--peer-port", type=int, default=8443)
+    p.add_argument("--api-port", type=int, default=8080)
+    p.add_argument("--plain-http", action="store_true", help="no TLS (debugging only)")
+    p.add_argument("--secretariat", action="append", default=[], help="pinned key (repeat)")
+    p.add_argument("--threshold", type=int, default=1)
+    p.add_argument("--suite", default=Suite.HYBRID.value, choices=[s.value for s in Suite])
+    for flag in ("language", "request-type", "legal-basis", "channel", "format"):
+        p.add_argument(f"--{flag}", action="append", default=[])
+    for flag in ("office-hours", "urgent-procedure", "contact-24-7", "notes"):
+        p.add_argument(f"--{flag}", default="")
+    p.add_argument("--time-zone", default="UTC")
+
+    command("serve", cmd_serve, "run the node (peer endpoint, local API, delivery)")
+    command("status", cmd_status, "a running node's counters")
+
+    p = command("send", cmd_send, "queue a message to another authority")
+    p.add_argument("--to", required=True)
+    p.add_argument("--kind", required=True, choices=[k.value for k in Kind])
+    p.add_argument("--text")
+    p.add_argument("--file")
+    p.add_argument("--content-type", default="text/plain;charset=utf-8")
+    p.add_argument("--case", default="")
+    p.add_argument("--in-reply-to", default="")
+    p.add_argument("--priority", default="normal", choices=[p.value for p in Priority])
+
+    p = command("inbox", cmd_inbox, "list received (or, with --sent, sent) messages")
+    p.add_argument("--sent", action="store_true")
+    p.add_argument("--limit", type=int, default=50)
+
+    p = command("show", cmd_show, "show one message and its payload")
+    p.add_argument("id")
+    p.add_argument("--save", help="write the payload to this file")
+
+    keys = sub.add_parser("keys", help="key management").add_subparsers(dest="sub",
+                                                                          required=True)
+    p = command("rotate", cmd_keys_rotate, "new prekey; destroy those past their grace",
+                parent=keys)
+    p.add_argument("--suite", default=Suite.HYBRID.value, choices=[s.value for s in Suite])
+
+    directory = sub.add_parser("directory", help="the signed authority directory")
+    dsub = directory.add_subparsers(dest="sub", required=True)
+    p = command("keygen", cmd_directory_keygen, "create a secretariat signing key", dsub,
+                home=False)
+    p.add_argument("--out", required=True)
+    p = command("create", cmd_directory_create, "a new unsigned directory from records", dsub,
+                home=False)
+    p.add_argument("--federation", required=True)
+    p.add_argument("--serial", type=int, default=1)
+    p.add_argument("--out", required=True)
+    p.add_argument("records", nargs="+", help="authority-record.json files")
+    p = command("add", cmd_directory_add, "add or replace records; bumps the serial", dsub,
+                home=False)
+    p.add_argument("--file", required=True)
+    p.add_argument("records", nargs="+")
+    p = command("sign", cmd_directory_sign, "add a secretariat signature", dsub, home=False)
+    p.add_argument("--file", required=True)
+    p.add_argument("--key", required=True, help="secretariat key file")
+    p = command("verify", cmd_directory_verify, "check signatures and every record", dsub,
+                home=False)
+    p.add_argument("--file", required=True)
+    p.add_argument("--home", help="use this node's pinned keys and threshold")
+    p.add_argument("--secretariat", action="append", default=[])
+    p.add_argument("--threshold", type=int, default=1)
+    p = command("show", cmd_directory_show, "list the records", dsub, home=False)
+    p.add_argument("--file", required=True)
+
+    p = command("demo", cmd_demo, "three authorities exchanging on loopback", home=False)
+    p.add_argument("--keep", help="keep the node folders here")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        args.fn(args)
+    except RogatoryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0

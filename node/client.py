@@ -1,0 +1,66 @@
+"""A small synchronous client of a running node's local API, for the CLI and scripts.
+
+It rebuilds the node's typed error from the code in the answer, so the CLI prints the same
+one-line error whether a failure happened in the node or in the command itself.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+from node.config import NodeConfig
+from node.node import read_api_token
+from protocol.errors import TransportUnreachable, error_for_code
+
+__all__ = ["LocalClient"]
+
+
+class LocalClient:
+    def __init__(self, config: NodeConfig, timeout: float = 30.0) -> None:
+        host = config.api_host if config.api_host not in ("0.0.0.0", "::") else "127.0.0.1"
+        self.base = f"http://{host}:{config.api_port}/api/v1"
+        self.token = read_api_token(config)
+        self.timeout = timeout
+
+    def call(self, method: str, path: str, body: bytes | None = None,
+             content_type: str = "application/json") -> Any:
+        request = urllib.request.Request(self.base + path, data=body, method=method)
+        request.add_header("Authorization", f"Bearer {self.token}")
+        if body is not None:
+            request.add_header("Content-Type", content_type)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            try:
+                error = json.loads(exc.read())["error"]
+            except (ValueError, KeyError, TypeError):
+                raise TransportUnreachable(f"{self.base}: HTTP {exc.code}") from None
+            raise error_for_code(error["code"], error.get("detail", "")) from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise TransportUnreachable(
+                f"no node answering at {self.base} ({exc}); is `rogatory serve` running?"
+            ) from None
+
+    def send(self, message: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("POST", "/messages", json.dumps(message).encode())
+        return result
+
+    def messages(self, direction: str = "in", limit: int = 100) -> list[dict[str, Any]]:
+        result = self.call("GET", f"/messages?direction={direction}&limit={limit}")
+        return list(result["messages"])
+
+    def message(self, message_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("GET", f"/messages/{message_id}")
+        return result
+
+    def status(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("GET", "/status")
+        return result
+
+    def adopt_directory(self, file: bytes) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("POST", "/directory", file, "application/json")
+        return result

@@ -1,0 +1,181 @@
+"""Taking an envelope in: check it, make it durable, and only then sign the receipt that says so.
+
+The order is the whole point. An exact redelivery is answered with the receipt already issued
+(never a second acceptance); anything refused gets a signed rejection and leaves the store as it
+was; an acceptance is signed, then committed in one transaction with the message, the seen pair
+and the receipt itself, and only after that commit is the receipt allowed to leave the node.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from keys.directory import Directory
+from keys.keystore import KeyStore
+from node.archive import ArchiveKey
+from node.store import InboundRecord, Store
+from protocol.envelope import envelope_hash, open_envelope, parse_envelope
+from protocol.errors import (
+    EnvelopeError,
+    EnvelopeReplayed,
+    RogatoryError,
+    TransportBodyTooLarge,
+)
+from protocol.receipt import Receipt, ReceiptStatus, sign_receipt
+from protocol.suites import Suite
+
+__all__ = ["InboundDesk", "Outcome", "http_status_for"]
+
+log = logging.getLogger("rogatory.inbound")
+
+_STATUS_BY_CODE = {
+    "envelope.malformed": 400,
+    "envelope.version_unsupported": 400,
+    "envelope.kind_unknown": 400,
+    "encoding.malformed": 400,
+    "encoding.non_canonical": 400,
+    "envelope.signature_invalid": 403,
+    "envelope.unknown_sender": 403,
+    "envelope.key_revoked": 403,
+    "envelope.inner_signature_invalid": 403,
+    "envelope.forwarded": 403,
+    "envelope.header_mismatch": 403,
+    "envelope.reflected": 403,
+    "envelope.replayed": 409,
+    "transport.body_too_large": 413,
+}
+
+
+def http_status_for(code: str) -> int:
+    """The HTTP status that carries a rejection; the receipt's code is what senders act on."""
+    return _STATUS_BY_CODE.get(code, 422)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What to answer: the HTTP status and the signed receipt bytes."""
+
+    status: int
+    receipt: bytes
+    accepted: bool
+    duplicate: bool = False
+    code: str = ""
+
+
+class InboundDesk:
+    """The receiving side of one node. Synchronous: the node runs it on its store thread."""
+
+    def __init__(
+        self,
+        *,
+        authority: str,
+        keystore: KeyStore,
+        directory: Callable[[], Directory],
+        store: Store,
+        archive: ArchiveKey,
+        clock: Callable[[], float],
+        max_skew: int,
+    ) -> None:
+        self.authority = authority
+        self.keystore = keystore
+        self._directory = directory
+        self.store = store
+        self.archive = archive
+        self.clock = clock
+        self.max_skew = max_skew
+
+    def _strongest_suite(self, now: int) -> Suite:
+        current = self.keystore.prekeys.current(now)
+        if not current:
+            return Suite.HYBRID
+        return max((p.suite for p in current), key=lambda suite: suite.strength)
+
+    def _sign(self, status: ReceiptStatus, *, envelope: str, message_id: str, sender: str,
+              received: int, code: str = "", detail: str = "") -> Receipt:
+        return sign_receipt(
+            status=status,
+            envelope_hash=envelope,
+            message_id=message_id,
+            sender=sender,
+            receiver=self.authority,
+            receiver_key=self.keystore.identity.key_id,
+            received=received,
+            receiver_seed=self.keystore.identity.seed,
+            code=code,
+            detail=detail,
+        )
+
+    def reject(self, error: RogatoryError, data: bytes | None) -> Outcome:
+        """A signed refusal naming as much of the envelope as could be read, and nothing stored."""
+        now = int(self.clock())
+        digest, message_id, sender = "", "", ""
+        if data is not None:
+            digest = envelope_hash(data)
+            try:
+                header = parse_envelope(data).header
+                message_id, sender = header.id, header.sender
+            except RogatoryError:
+                pass
+        receipt = self._sign(ReceiptStatus.REJECTED, envelope=digest, message_id=message_id,
+                             sender=sender, received=now, code=error.code,
+                             detail=error.message)
+        log.info("refused envelope %s from %s: %s", digest or "-", sender or "-", error.code)
+        return Outcome(http_status_for(error.code), receipt.data, False, code=error.code)
+
+    def too_large(self, limit: int) -> Outcome:
+        return self.reject(TransportBodyTooLarge(f"the limit is {limit} bytes"), None)
+
+    def accept(self, data: bytes) -> Outcome:
+        digest = envelope_hash(data)
+        stored = self.store.receipt_for_inbound(digest)
+        if stored is not None:
+            return Outcome(200, stored, True, duplicate=True)
+        now = int(self.clock())
+        try:
+            opened = open_envelope(
+                data,
+                me=self.authority,
+                now=now,
+                senders=self._directory(),
+                prekey=self.keystore.receiver_prekey,
+                strongest_suite=self._strongest_suite(now),
+                already_used=self.store.is_seen,
+                max_skew=self.max_skew,
+            )
+        except RogatoryError as exc:
+            return self.reject(exc, data)
+        except Exception:  # noqa: BLE001 - a parser bug must still get a signed refusal
+            log.exception("unexpected failure opening envelope %s", digest)
+            return self.reject(EnvelopeError("the envelope could not be processed"), data)
+        header = opened.header
+        receipt = self._sign(ReceiptStatus.ACCEPTED, envelope=digest, message_id=header.id,
+                             sender=header.sender, received=now)
+        record = InboundRecord(
+            envelope_hash=digest,
+            message_id=header.id,
+            sender=header.sender,
+            kind=header.kind.value,
+            case_ref=header.case,
+            in_reply_to=header.in_reply_to,
+            priority=header.priority.value,
+            created=header.created,
+            expires=header.expires,
+            received_at=now,
+            content_type=opened.package.content_type,
+            archive=self.archive.seal(digest, opened.package.data),
+            receipt=receipt.data,
+            opened_at=None,
+        )
+        try:
+            self.store.accept_inbound(record)
+        except sqlite3.IntegrityError:
+            # Another request committed the same envelope, or the same id, first.
+            stored = self.store.receipt_for_inbound(digest)
+            if stored is not None:
+                return Outcome(200, stored, True, duplicate=True)
+            return self.reject(EnvelopeReplayed(f"message id {header.id}"), data)
+        log.info("accepted %s %s from %s", header.kind.value, header.id, header.sender)
+        return Outcome(200, receipt.data, True)

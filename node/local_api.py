@@ -1,0 +1,187 @@
+"""The API for the authority's own users and tools: send, list, read, status, directory.
+
+It listens on loopback by default, on its own port, and every call needs the node's bearer
+token; it is never mounted on the peer endpoint, so a peer cannot reach it even by guessing.
+Errors come back as ``{"error": {"code", "message", "hint"}}`` with the stable code, so a
+script can act on the code and a person can read the rest.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from node.outbound import Draft
+from node.store import InboundRecord, OutboundRecord
+from protocol.errors import ApiBadRequest, ApiUnauthorized, RogatoryError
+from protocol.kinds import Kind, Priority
+
+if TYPE_CHECKING:
+    from node.node import Node
+
+__all__ = ["local_application"]
+
+log = logging.getLogger("rogatory.api")
+
+_STATUS = {"api.unauthorized": 401, "store.not_found": 404}
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(error: RogatoryError, status: int | None = None) -> web.Response:
+    if status is None:
+        status = _STATUS.get(error.code, 400)
+    return web.json_response(
+        {"error": {"code": error.code, "message": error.message, "detail": error.detail,
+                   "hint": error.hint}},
+        status=status,
+    )
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _b64(data: bytes | None) -> str | None:
+    return None if data is None else b64(data)
+
+
+def outbound_json(record: OutboundRecord) -> dict[str, Any]:
+    return {
+        "direction": "out",
+        "id": record.message_id,
+        "envelope_hash": record.envelope_hash,
+        "to": record.recipient,
+        "kind": record.kind,
+        "case": record.case_ref,
+        "in_reply_to": record.in_reply_to,
+        "priority": record.priority,
+        "created": record.created,
+        "expires": record.expires,
+        "state": record.state,
+        "attempts": record.attempts,
+        "last_error": record.last_error,
+        "delivered_at": record.delivered_at,
+        "receipt": _b64(record.receipt),
+    }
+
+
+def inbound_json(record: InboundRecord) -> dict[str, Any]:
+    return {
+        "direction": "in",
+        "id": record.message_id,
+        "envelope_hash": record.envelope_hash,
+        "from": record.sender,
+        "kind": record.kind,
+        "case": record.case_ref,
+        "in_reply_to": record.in_reply_to,
+        "priority": record.priority,
+        "created": record.created,
+        "received_at": record.received_at,
+        "content_type": record.content_type,
+        "opened_at": record.opened_at,
+        "receipt": _b64(record.receipt),
+    }
+
+
+def _draft_from(body: object) -> Draft:
+    if not isinstance(body, dict):
+        raise ApiBadRequest("the body must be a JSON object")
+    try:
+        recipient = body["to"]
+        kind = Kind(body["kind"])
+        priority = Priority(body.get("priority", "normal"))
+    except KeyError as exc:
+        raise ApiBadRequest(f"missing field {exc.args[0]!r}") from None
+    except ValueError as exc:
+        raise ApiBadRequest(str(exc)) from None
+    if ("payload" in body) == ("payload_b64" in body):
+        raise ApiBadRequest("give exactly one of payload (text) or payload_b64")
+    try:
+        if "payload" in body:
+            payload = str(body["payload"]).encode("utf-8")
+        else:
+            payload = base64.b64decode(str(body["payload_b64"]), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ApiBadRequest(f"payload_b64 is not base64: {exc}") from None
+    fields = {"case": str, "in_reply_to": str, "content_type": str, "lifetime": int}
+    extra = {k: body[k] for k in fields if k in body}
+    for name, value in extra.items():
+        if not isinstance(value, fields[name]) or isinstance(value, bool):
+            raise ApiBadRequest(f"{name} must be a {fields[name].__name__}")
+    if not isinstance(recipient, str):
+        raise ApiBadRequest("to must be an authority id such as BR:MJSP")
+    return Draft(
+        recipient=recipient,
+        kind=kind,
+        content_type=extra.pop("content_type", "text/plain; charset=utf-8").replace(" ", ""),
+        payload=payload,
+        priority=priority,
+        **extra,
+    )
+
+
+def local_application(node: Node, token: str) -> web.Application:
+    expected = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            return error_response(ApiUnauthorized("missing or wrong bearer token"))
+        try:
+            return await handler(request)
+        except RogatoryError as exc:
+            return error_response(exc)
+        except web.HTTPException:
+            raise
+        except Exception:  # noqa: BLE001 - the caller gets a code, the log gets the trace
+            log.exception("local API failure")
+            return error_response(RogatoryError("internal error; see the node log"), 500)
+
+    async def status(request: web.Request) -> web.Response:
+        return web.json_response(await node.status())
+
+    async def send(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except json.JSONDecodeError:
+            raise ApiBadRequest("the body is not JSON") from None
+        record = await node.submit(_draft_from(body))
+        return web.json_response(outbound_json(record), status=202)
+
+    async def messages(request: web.Request) -> web.Response:
+        direction = request.query.get("direction", "in")
+        try:
+            limit = min(int(request.query.get("limit", "100")), 1000)
+            offset = int(request.query.get("offset", "0"))
+        except ValueError:
+            raise ApiBadRequest("limit and offset must be integers") from None
+        if direction == "in":
+            rows = [inbound_json(r) for r in await node.call(node.store.inbound, limit, offset)]
+        elif direction == "out":
+            rows = [outbound_json(r) for r in await node.call(node.store.outbound, limit, offset)]
+        else:
+            raise ApiBadRequest("direction must be in or out")
+        return web.json_response({"messages": rows})
+
+    async def message(request: web.Request) -> web.Response:
+        return web.json_response(await node.read_message(request.match_info["id"]))
+
+    async def directory(request: web.Request) -> web.Response:
+        adopted = await node.adopt_directory(await request.read())
+        return web.json_response({"serial": adopted.serial, "digest": adopted.digest})
+
+    app = web.Application(middlewares=[authenticate])
+    app.router.add_get("/api/v1/status", status)
+    app.router.add_post("/api/v1/messages", send)
+    app.router.add_get("/api/v1/messages", messages)
+    app.router.add_get("/api/v1/messages/{id}", message)
+    app.router.add_post("/api/v1/directory", directory)
+    return app

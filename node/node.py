@@ -1,0 +1,209 @@
+"""One authority's node: key store, store, directory, peer endpoint, local API, delivery worker.
+
+Every store call runs on one dedicated thread. SQLite's connection is then only ever touched by
+that thread, writes are serialised without locks of our own, and the event loop keeps answering
+peers while a commit waits for the disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from keys.directory import Directory, check_adoption, verify_directory
+from keys.keystore import KeyStore
+from node.archive import ArchiveKey
+from node.config import NodeConfig, load_config
+from node.inbound import InboundDesk, Outcome
+from node.local_api import b64, inbound_json, local_application, outbound_json
+from node.outbound import DeliveryWorker, Draft, compose
+from node.peer_api import peer_application
+from node.store import OutboundRecord, Store
+from node.tls import server_context
+from protocol.envelope import parse_package
+from protocol.errors import ConfigError, StoreNotFound
+
+__all__ = ["Node", "read_api_token"]
+
+log = logging.getLogger("rogatory.node")
+T = TypeVar("T")
+
+
+def read_api_token(config: NodeConfig) -> str:
+    """The local API token: the environment variable named in the config, else the token file."""
+    token = os.environ.get(config.api_token_env, "")
+    if token:
+        return token
+    try:
+        return config.api_token_path.read_text("ascii").strip()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no API token: set {config.api_token_env} or create {config.api_token_path}"
+        ) from None
+
+
+class Node:
+    def __init__(self, config: NodeConfig, keystore: KeyStore, passphrase: bytes, *,
+                 clock: Callable[[], float] = time.time, api_token: str | None = None) -> None:
+        self.config = config
+        self.authority = config.authority
+        self.keystore = keystore
+        self.clock = clock
+        self._passphrase = passphrase
+        self._api_token = api_token if api_token is not None else read_api_token(config)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self.store = Store(config.database_path)
+        self.archive = ArchiveKey(keystore.storage_key)
+        self._directory = self._load_directory()
+        self.inbound = InboundDesk(
+            authority=self.authority, keystore=keystore, directory=lambda: self._directory,
+            store=self.store, archive=self.archive, clock=clock, max_skew=config.max_skew,
+        )
+        self.worker = DeliveryWorker(
+            authority=self.authority, store=self.store, db=self.call,
+            directory=lambda: self._directory, clock=clock,
+            retry_base=config.retry_base, retry_max=config.retry_max,
+        )
+        self._runners: list[web.AppRunner] = []
+        self.peer_port = 0
+        self.api_port = 0
+
+    @classmethod
+    def from_home(cls, home: Path, passphrase: bytes, **kwargs: Any) -> Node:
+        config = load_config(home)
+        return cls(config, KeyStore.open(config.keystore_path, passphrase), passphrase, **kwargs)
+
+    # --- directory ------------------------------------------------------------------------
+
+    def _verify(self, file: bytes) -> Directory:
+        return verify_directory(file, self.config.secretariat_keys, self.config.threshold)
+
+    def _load_directory(self) -> Directory:
+        """The directory file, checked against the pinned keys and the newest one adopted."""
+        path = self.config.directory_path
+        try:
+            directory = self._verify(path.read_bytes())
+        except FileNotFoundError:
+            raise ConfigError(f"no directory file at {path}") from None
+        self._adopt(directory)
+        latest = self.store.latest_directory()
+        assert latest is not None
+        return self._verify(latest[2]) if latest[0] != directory.serial else directory
+
+    def _adopt(self, directory: Directory) -> bool:
+        latest = self.store.latest_directory()
+        check_adoption(None if latest is None else (latest[0], latest[1]), directory)
+        if latest is not None and latest[0] == directory.serial:
+            return False
+        self.store.adopt_directory(directory.serial, directory.digest, directory.file,
+                                   int(self.clock()))
+        mine = directory.records.get(self.authority)
+        if mine is None or mine.identity_key != self.keystore.identity.public_raw:
+            log.warning("directory %d does not carry this node's current identity key",
+                        directory.serial)
+        log.info("adopted directory serial %d (%s)", directory.serial, directory.digest[:16])
+        return True
+
+    @property
+    def directory(self) -> Directory:
+        return self._directory
+
+    async def adopt_directory(self, file: bytes) -> Directory:
+        directory = self._verify(file)
+        await self.call(self._adopt, directory)
+        self._directory = directory
+        return directory
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a store operation on the store thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+
+    async def _site(self, app: web.Application, host: str, port: int,
+                    tls: bool) -> int:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        context = None
+        if tls:
+            context = server_context(self.config.cert_path, self.config.tls_key_path,
+                                     self._passphrase)
+        site = web.TCPSite(runner, host, port, ssl_context=context, reuse_address=True)
+        await site.start()
+        self._runners.append(runner)
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        return int(sockets[0].getsockname()[1]) if sockets else port
+
+    async def start(self) -> None:
+        if not self.config.tls:
+            log.warning("%s: peer endpoint is plain HTTP; use only for debugging", self.authority)
+        peer = peer_application(accept=self._accept, too_large=self._too_large,
+                                max_body=self.config.max_body)
+        self.peer_port = await self._site(peer, self.config.peer_host, self.config.peer_port,
+                                          self.config.tls)
+        local = local_application(self, self._api_token)
+        self.api_port = await self._site(local, self.config.api_host, self.config.api_port,
+                                         False)
+        await self.worker.start()
+        log.info("%s listening for peers on %s:%d, local API on %s:%d", self.authority,
+                 self.config.peer_host, self.peer_port, self.config.api_host, self.api_port)
+
+    async def stop(self) -> None:
+        await self.worker.stop()
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+        self._runners.clear()
+        await self.call(self.store.close)
+        self._executor.shutdown(wait=True)
+
+    async def _accept(self, data: bytes) -> Outcome:
+        return await self.call(self.inbound.accept, data)
+
+    async def _too_large(self) -> Outcome:
+        return await self.call(self.inbound.too_large, self.config.max_body)
+
+    # --- what the local API offers --------------------------------------------------------
+
+    async def submit(self, draft: Draft) -> OutboundRecord:
+        """Seal and journal; the worker delivers. Returns once the envelope is durable."""
+        record = compose(draft, authority=self.authority, keystore=self.keystore,
+                         directory=self._directory, archive=self.archive,
+                         now=int(self.clock()))
+        await self.call(self.store.queue_outbound, record, self.clock())
+        self.worker.wake()
+        return record
+
+    async def read_message(self, message_id: str) -> dict[str, Any]:
+        """A message in either direction, with its payload from the archive."""
+        try:
+            inbound = await self.call(self.store.inbound_by_id, message_id)
+        except StoreNotFound:
+            outbound = await self.call(self.store.outbound_by_id, message_id)
+            package = parse_package(self.archive.open(outbound.envelope_hash, outbound.archive))
+            return {**outbound_json(outbound), "content_type": package.content_type,
+                    "payload_b64": b64(package.payload)}
+        package = parse_package(self.archive.open(inbound.envelope_hash, inbound.archive))
+        await self.call(self.store.mark_opened, inbound.envelope_hash, int(self.clock()))
+        return {**inbound_json(inbound), "payload_b64": b64(package.payload),
+                "package_b64": b64(package.data)}
+
+    async def status(self) -> dict[str, Any]:
+        return {
+            "authority": self.authority,
+            "identity_key": self.keystore.identity.key_id,
+            "directory_serial": self._directory.serial,
+            "inbound": await self.call(self.store.count_inbound),
+            "outbound": await self.call(self.store.outbound_states),
+            "pending": await self.call(self.store.pending_count),
+        }

@@ -1,0 +1,276 @@
+"""Sending: seal an envelope, journal it, and deliver it until a verified receipt closes it.
+
+The envelope is sealed once and journalled before the first attempt, so every retry sends the
+same bytes and the receiver can answer a redelivery with the receipt it already issued. The
+outbox survives a crash; the worker picks up where it stopped. A receipt closes an entry only
+after its signature verifies against the receiver's key in the signed directory and it names
+exactly the envelope, message id and parties that were sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import aiohttp
+
+from keys.directory import Directory
+from keys.keystore import KeyStore
+from node.archive import ArchiveKey
+from node.store import OutboundRecord, Store
+from node.tls import client_pin
+from protocol.envelope import MAX_LIFETIME, seal
+from protocol.errors import (
+    ApiBadRequest,
+    EnvelopeLifetimeInvalid,
+    RogatoryError,
+    TransportBadResponse,
+    TransportPinMismatch,
+    TransportUnreachable,
+)
+from protocol.header import EnvelopeHeader
+from protocol.kinds import Kind, Priority
+from protocol.receipt import Receipt, parse_receipt
+
+__all__ = ["DeliveryWorker", "Draft", "compose", "is_transient"]
+
+log = logging.getLogger("rogatory.delivery")
+
+T = TypeVar("T")
+StoreCall = Callable[..., Awaitable[Any]]
+
+ENVELOPE_MEDIA_TYPE = "application/vnd.rogatory.envelope"
+RECEIPT_MEDIA_TYPE = "application/vnd.rogatory.receipt"
+
+TRANSIENT_CODES = frozenset({"envelope.clock_skew"})
+"""Refusals that a later attempt with the same bytes can overcome; every other code is final."""
+
+
+def is_transient(code: str) -> bool:
+    return code in TRANSIENT_CODES or code.startswith("transport.") and code != (
+        "transport.body_too_large"
+    )
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What a caseworker asks to send, before it is sealed."""
+
+    recipient: str
+    kind: Kind
+    content_type: str
+    payload: bytes
+    case: str = ""
+    in_reply_to: str = ""
+    priority: Priority = Priority.NORMAL
+    lifetime: int = 7 * 24 * 3600
+
+
+def compose(draft: Draft, *, authority: str, keystore: KeyStore, directory: Directory,
+            archive: ArchiveKey, now: int) -> OutboundRecord:
+    """Seal a draft to the recipient's current prekey; the record is ready to be journalled."""
+    if not 0 < draft.lifetime <= MAX_LIFETIME:
+        raise EnvelopeLifetimeInvalid(f"lifetime must be 1..{MAX_LIFETIME} seconds")
+    if draft.recipient == authority:
+        raise ApiBadRequest("an authority cannot send to itself")
+    prekey = directory.prekey_for(draft.recipient, now)
+    header = EnvelopeHeader(
+        id=os.urandom(16).hex(),
+        kind=draft.kind,
+        sender=authority,
+        recipient=draft.recipient,
+        sender_key=keystore.identity.key_id,
+        recipient_prekey=prekey.id,
+        suite=prekey.suite,
+        created=now,
+        expires=now + draft.lifetime,
+        in_reply_to=draft.in_reply_to,
+        case=draft.case,
+        priority=draft.priority,
+    )
+    sealed = seal(header, draft.content_type, draft.payload,
+                  sender_seed=keystore.identity.seed, recipient_public=prekey.public_raw)
+    return OutboundRecord(
+        envelope_hash=sealed.hash,
+        message_id=header.id,
+        recipient=header.recipient,
+        kind=header.kind.value,
+        case_ref=header.case,
+        in_reply_to=header.in_reply_to,
+        priority=header.priority.value,
+        created=header.created,
+        expires=header.expires,
+        envelope=sealed.data,
+        archive=archive.seal(sealed.hash, sealed.package),
+        state="queued",
+        attempts=0,
+        last_error="",
+        receipt=None,
+        delivered_at=None,
+    )
+
+
+class DeliveryWorker:
+    """Drains the outbox: concurrent attempts, exponential backoff with jitter, expiry."""
+
+    def __init__(
+        self,
+        *,
+        authority: str,
+        store: Store,
+        db: StoreCall,
+        directory: Callable[[], Directory],
+        clock: Callable[[], float],
+        retry_base: float,
+        retry_max: float,
+        concurrency: int = 16,
+        request_timeout: float = 30.0,
+    ) -> None:
+        self.authority = authority
+        self.store = store
+        self.db = db
+        self._directory = directory
+        self.clock = clock
+        self.retry_base = retry_base
+        self.retry_max = retry_max
+        self.concurrency = concurrency
+        self.timeout = aiohttp.ClientTimeout(total=request_timeout)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._in_flight: set[str] = set()
+
+    def wake(self) -> None:
+        """Called after something is queued, so it leaves now rather than at the next poll."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(
+            timeout=self.timeout,
+            connector=aiohttp.TCPConnector(limit=self.concurrency),
+        )
+        self._task = asyncio.create_task(self._run(), name=f"delivery {self.authority}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        if self._session is not None:
+            await self._session.close()
+
+    def backoff(self, attempts: int) -> float:
+        """Equal jitter: half the exponential delay fixed, half random, capped at retry_max."""
+        delay = min(self.retry_max, self.retry_base * (2 ** min(attempts, 30)))
+        return delay / 2 + random.uniform(0, delay / 2)
+
+    async def _run(self) -> None:
+        running: set[asyncio.Task[None]] = set()
+        limit = asyncio.Semaphore(self.concurrency)
+        while True:
+            self._wake.clear()
+            now = self.clock()
+            due = await self.db(self.store.due, now, self.concurrency * 4)
+            for record in due:
+                if record.envelope_hash in self._in_flight:
+                    continue
+                self._in_flight.add(record.envelope_hash)
+                await limit.acquire()
+                task = asyncio.create_task(self._attempt(record, limit))
+                running.add(task)
+                task.add_done_callback(running.discard)
+            next_due = await self.db(self.store.next_due)
+            wait = 1.0 if next_due is None else max(0.0, min(1.0, next_due - self.clock()))
+            if due and wait == 0.0:
+                wait = 0.01  # let attempts in flight progress before polling again
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+            except TimeoutError:
+                pass
+
+    async def _attempt(self, record: OutboundRecord, limit: asyncio.Semaphore) -> None:
+        try:
+            await self._deliver(record)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - one bad entry must not stop the worker
+            log.exception("delivery of %s failed unexpectedly", record.message_id)
+            await self.db(self.store.record_retry, record.envelope_hash, "store.failed",
+                          self.clock() + self.backoff(record.attempts))
+        finally:
+            self._in_flight.discard(record.envelope_hash)
+            limit.release()
+
+    async def _deliver(self, record: OutboundRecord) -> None:
+        now = self.clock()
+        if now >= record.expires:
+            log.warning("%s to %s expired undelivered", record.message_id, record.recipient)
+            await self.db(self.store.record_failure, record.envelope_hash, "envelope.expired")
+            return
+        try:
+            receipt = await self.post(record)
+        except RogatoryError as exc:
+            retry_at = self.clock() + self.backoff(record.attempts)
+            log.info("delivery of %s to %s failed (%s); retry in %.1fs", record.message_id,
+                     record.recipient, exc.code, retry_at - self.clock())
+            await self.db(self.store.record_retry, record.envelope_hash, exc.code, retry_at)
+            self.wake()
+            return
+        if not receipt.accepted and is_transient(receipt.code):
+            await self.db(self.store.record_retry, record.envelope_hash, receipt.code,
+                          self.clock() + self.backoff(record.attempts))
+            return
+        await self.db(self.store.record_delivery, record.envelope_hash, receipt.data,
+                      receipt.status.value, receipt.code, int(self.clock()))
+        if receipt.accepted:
+            log.info("delivered %s to %s", record.message_id, record.recipient)
+        else:
+            log.warning("%s refused by %s: %s", record.message_id, record.recipient,
+                        receipt.code)
+
+    async def post(self, record: OutboundRecord) -> Receipt:
+        """One attempt: POST the envelope, verify the receipt that comes back."""
+        assert self._session is not None, "start() the worker first"
+        directory = self._directory()
+        peer = directory.record(record.recipient)
+        ssl: aiohttp.Fingerprint | bool = True
+        if peer.endpoint.startswith("https://"):
+            ssl = client_pin(peer.tls_fingerprint)
+        url = peer.endpoint.rstrip("/") + "/v1/envelopes"
+        try:
+            async with self._session.post(
+                url, data=record.envelope, ssl=ssl,
+                headers={"Content-Type": ENVELOPE_MEDIA_TYPE, "Accept": RECEIPT_MEDIA_TYPE},
+            ) as response:
+                media = response.content_type
+                body = await response.read()
+                status = response.status
+        except aiohttp.ServerFingerprintMismatch as exc:
+            raise TransportPinMismatch(f"{record.recipient} at {url}") from exc
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise TransportUnreachable(f"{record.recipient} at {url}: {exc!r}") from exc
+        if media != RECEIPT_MEDIA_TYPE:
+            raise TransportBadResponse(f"HTTP {status} with {media!r} instead of a receipt")
+        try:
+            receipt = parse_receipt(body)
+            receipt.verify(directory.receiver_key(record.recipient, receipt.receiver_key))
+            if receipt.accepted or receipt.envelope_hash:
+                receipt.check_names(envelope_hash=record.envelope_hash,
+                                    message_id=record.message_id, sender=self.authority,
+                                    receiver=record.recipient)
+            elif receipt.receiver != record.recipient:
+                # A refusal of a body never read in full cannot name it; it must still be
+                # signed by the authority we called.
+                raise TransportBadResponse("a refusal signed by another authority")
+        except TransportBadResponse:
+            raise
+        except RogatoryError as exc:
+            raise TransportBadResponse(f"receipt from {record.recipient}: {exc.code}") from exc
+        return receipt

@@ -1,0 +1,67 @@
+"""The endpoint peers call. One route: POST an envelope, get a signed receipt back.
+
+The body limit is enforced while reading, before the whole body is in memory: a declared
+length over the limit is refused at once, and an undeclared (chunked) body is cut off as soon
+as it passes the limit. Every answer, refusals included, is a signed receipt, so a sender can
+always prove what it was told.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from node.inbound import Outcome
+from node.outbound import RECEIPT_MEDIA_TYPE
+
+__all__ = ["peer_application"]
+
+CHUNK = 64 * 1024
+
+
+def _answer(outcome: Outcome) -> web.Response:
+    return web.Response(status=outcome.status, body=outcome.receipt,
+                        content_type=RECEIPT_MEDIA_TYPE)
+
+
+async def _read_limited(request: web.Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it is known to exceed ``limit``."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        return None
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.read(CHUNK)
+        if not chunk:
+            return b"".join(parts)
+        size += len(chunk)
+        if size > limit:
+            return None
+        parts.append(chunk)
+
+
+def peer_application(
+    *,
+    accept: Callable[[bytes], Awaitable[Outcome]],
+    too_large: Callable[[], Awaitable[Outcome]],
+    max_body: int,
+) -> web.Application:
+    async def post_envelope(request: web.Request) -> web.Response:
+        body = await _read_limited(request, max_body)
+        if body is None:
+            response = _answer(await too_large())
+            # The rest of the body is never read; tell the client not to reuse the connection.
+            response.force_close()
+            return response
+        return _answer(await accept(body))
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    # client_max_size is a second bound for any route that reads the body whole.
+    app = web.Application(client_max_size=max_body + 1)
+    app.router.add_post("/v1/envelopes", post_envelope)
+    app.router.add_get("/v1/health", health)
+    return app

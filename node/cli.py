@@ -30,7 +30,12 @@ from node.client import LocalClient
 from node.config import load_config
 from node.provision import initialise_node, refresh_record
 from protocol.encoding import b64decode, b64encode, parse_canonical_json
-from protocol.errors import ConfigError, DirectoryMalformed, KeystorePassphraseMissing, RogatoryError
+from protocol.errors import (
+    ConfigError,
+    DirectoryMalformed,
+    KeystorePassphraseMissing,
+    RogatoryError,
+)
 from protocol.kinds import Kind, Priority
 from protocol.suites import Suite
 
@@ -217,7 +222,7 @@ def cmd_directory_show(args: argparse.Namespace) -> None:
         record = SignedRecord.from_json(obj).record
         print(f"\n{record.authority}  {record.name}")
         print(f"  endpoint   {record.endpoint}  tls {record.tls_fingerprint[:16] or '-'}")
-        print(f"  prekeys    " + ", ".join(
+        print("  prekeys    " + ", ".join(
             f"{p.prekey.id} ({p.prekey.suite.value})" for p in record.prekeys))
         for label, value in (("languages", record.languages),
                              ("requests", record.request_types),

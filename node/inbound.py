@@ -147,7 +147,7 @@ class InboundDesk:
             )
         except RogatoryError as exc:
             return self.reject(exc, data)
-        except Exception:  # noqa: BLE001 - a parser bug must still get a signed refusal
+        except Exception:
             log.exception("unexpected failure opening envelope %s", digest)
             return self.reject(EnvelopeError("the envelope could not be processed"), data)
         header = opened.header

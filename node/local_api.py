@@ -141,7 +141,7 @@ def local_application(node: Node, token: str) -> web.Application:
             return error_response(exc)
         except web.HTTPException:
             raise
-        except Exception:  # noqa: BLE001 - the caller gets a code, the log gets the trace
+        except Exception:
             log.exception("local API failure")
             return error_response(RogatoryError("internal error; see the node log"), 500)
 

@@ -10,6 +10,7 @@ exactly the envelope, message id and parties that were sent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -52,9 +53,9 @@ TRANSIENT_CODES = frozenset({"envelope.clock_skew"})
 
 
 def is_transient(code: str) -> bool:
-    return code in TRANSIENT_CODES or code.startswith("transport.") and code != (
+    return code in TRANSIENT_CODES or (code.startswith("transport.") and code != (
         "transport.body_too_large"
-    )
+    ))
 
 
 @dataclass(frozen=True)
@@ -159,17 +160,15 @@ class DeliveryWorker:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         if self._session is not None:
             await self._session.close()
 
     def backoff(self, attempts: int) -> float:
         """Equal jitter: half the exponential delay fixed, half random, capped at retry_max."""
         delay = min(self.retry_max, self.retry_base * (2 ** min(attempts, 30)))
-        return delay / 2 + random.uniform(0, delay / 2)
+        return float(delay / 2 + random.uniform(0, delay / 2))
 
     async def _run(self) -> None:
         running: set[asyncio.Task[None]] = set()
@@ -190,17 +189,15 @@ class DeliveryWorker:
             wait = 1.0 if next_due is None else max(0.0, min(1.0, next_due - self.clock()))
             if due and wait == 0.0:
                 wait = 0.01  # let attempts in flight progress before polling again
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=wait)
-            except TimeoutError:
-                pass
 
     async def _attempt(self, record: OutboundRecord, limit: asyncio.Semaphore) -> None:
         try:
             await self._deliver(record)
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - one bad entry must not stop the worker
+        except Exception:
             log.exception("delivery of %s failed unexpectedly", record.message_id)
             await self.db(self.store.record_retry, record.envelope_hash, "store.failed",
                           self.clock() + self.backoff(record.attempts))

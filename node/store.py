@@ -83,8 +83,8 @@ class Store:
     def _create_schema(self) -> None:
         db = self.db
         with self._transaction():
-            db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
-            db["messages_in"].create(
+            db.table("meta").create({"key": str, "value": str}, pk="key", if_not_exists=True)
+            db.table("messages_in").create(
                 {
                     "envelope_hash": str,
                     "message_id": str,
@@ -104,13 +104,13 @@ class Store:
                 not_null={"message_id", "sender", "kind", "archive", "received_at"},
                 if_not_exists=True,
             )
-            db["seen"].create(
+            db.table("seen").create(
                 {"sender": str, "message_id": str, "envelope_hash": str, "expires": int},
                 pk=("sender", "message_id"),
                 not_null={"envelope_hash"},
                 if_not_exists=True,
             )
-            db["messages_out"].create(
+            db.table("messages_out").create(
                 {
                     "envelope_hash": str,
                     "message_id": str,
@@ -132,13 +132,13 @@ class Store:
                 not_null={"message_id", "recipient", "envelope", "state"},
                 if_not_exists=True,
             )
-            db["outbox"].create(
+            db.table("outbox").create(
                 {"envelope_hash": str, "recipient": str, "next_attempt": float},
                 pk="envelope_hash",
                 foreign_keys=[("envelope_hash", "messages_out", "envelope_hash")],
                 if_not_exists=True,
             )
-            db["receipts"].create(
+            db.table("receipts").create(
                 {
                     "envelope_hash": str,
                     "direction": str,
@@ -151,17 +151,17 @@ class Store:
                 not_null={"receipt"},
                 if_not_exists=True,
             )
-            db["directories"].create(
+            db.table("directories").create(
                 {"serial": int, "hash": str, "adopted_at": int, "file": bytes},
                 pk="serial",
                 not_null={"hash", "file"},
                 if_not_exists=True,
             )
-            db["messages_in"].create_index(["sender", "message_id"], unique=True,
+            db.table("messages_in").create_index(["sender", "message_id"], unique=True,
                                            if_not_exists=True)
-            db["messages_out"].create_index(["message_id"], unique=True, if_not_exists=True)
-            db["outbox"].create_index(["next_attempt"], if_not_exists=True)
-            db["meta"].upsert({"key": "schema", "value": str(SCHEMA_VERSION)}, pk="key")
+            db.table("messages_out").create_index(["message_id"], unique=True, if_not_exists=True)
+            db.table("outbox").create_index(["next_attempt"], if_not_exists=True)
+            db.table("meta").upsert({"key": "schema", "value": str(SCHEMA_VERSION)}, pk="key")
 
     def _transaction(self) -> AbstractContextManager[sqlite_utils.Database]:
         """All of it or none of it: sqlite-utils' atomic() (BEGIN … COMMIT / ROLLBACK)."""
@@ -186,10 +186,10 @@ class Store:
     def accept_inbound(self, record: InboundRecord) -> None:
         """Make an accepted envelope durable: message, seen pair and receipt in one commit."""
         with self._transaction():
-            self.db["messages_in"].insert(
+            self.db.table("messages_in").insert(
                 {k: v for k, v in record.__dict__.items() if k != "receipt"}
             )
-            self.db["seen"].insert(
+            self.db.table("seen").insert(
                 {
                     "sender": record.sender,
                     "message_id": record.message_id,
@@ -197,7 +197,7 @@ class Store:
                     "expires": record.expires,
                 }
             )
-            self.db["receipts"].insert(
+            self.db.table("receipts").insert(
                 {
                     "envelope_hash": record.envelope_hash,
                     "direction": "issued",
@@ -254,10 +254,10 @@ class Store:
     def queue_outbound(self, record: OutboundRecord, next_attempt: float) -> None:
         """Journal first, deliver after: the envelope is durable before any attempt is made."""
         with self._transaction():
-            self.db["messages_out"].insert(
+            self.db.table("messages_out").insert(
                 {k: v for k, v in record.__dict__.items() if k != "receipt"}
             )
-            self.db["outbox"].insert(
+            self.db.table("outbox").insert(
                 {
                     "envelope_hash": record.envelope_hash,
                     "recipient": record.recipient,
@@ -291,7 +291,7 @@ class Store:
                 "attempts = attempts + 1 WHERE envelope_hash = ?",
                 [state, code, at, envelope_hash],
             )
-            self.db["receipts"].upsert(
+            self.db.table("receipts").upsert(
                 {
                     "envelope_hash": envelope_hash,
                     "direction": "received",
@@ -366,6 +366,6 @@ class Store:
 
     def adopt_directory(self, serial: int, digest: str, file: bytes, at: int) -> None:
         with self._transaction():
-            self.db["directories"].insert(
+            self.db.table("directories").insert(
                 {"serial": serial, "hash": digest, "adopted_at": at, "file": file}
             )

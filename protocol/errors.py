@@ -268,6 +268,13 @@ class KeystoreCorrupt(KeyMaterialError):
     code = "keystore.corrupt"
 
 
+class KeystoreExists(KeyMaterialError):
+    """A key store already exists at this path; it was not overwritten."""
+
+    code = "keystore.exists"
+    hint = "Overwriting would destroy the node's keys; move the old key store away first."
+
+
 class KeystorePassphraseMissing(KeyMaterialError):
     """No passphrase for the key store was given."""
 
@@ -325,6 +332,19 @@ class DirectoryUnknownAuthority(DirectoryError):
     """No authority with this id is in the directory."""
 
     code = "directory.unknown_authority"
+
+
+class DirectoryKeyUnknown(DirectoryError):
+    """The key id is neither the authority's identity key nor one of its revoked keys."""
+
+    code = "directory.key_unknown"
+
+
+class DirectoryNoPrekey(DirectoryError):
+    """The authority publishes no prekey valid now, so nothing can be sealed to it."""
+
+    code = "directory.no_current_prekey"
+    hint = "Fetch a newer directory; the authority must rotate its prekeys and republish."
 
 
 class DirectoryAuthorityIdInvalid(DirectoryError):
@@ -417,9 +437,8 @@ def _all_subclasses(cls: type[RogatoryError]) -> list[type[RogatoryError]]:
     return found
 
 
-ERRORS_BY_CODE: dict[str, type[RogatoryError]] = {
-    cls.code: cls for cls in [RogatoryError, *_all_subclasses(RogatoryError)]
-}
+_ALL_ERRORS: list[type[RogatoryError]] = [RogatoryError, *_all_subclasses(RogatoryError)]
+ERRORS_BY_CODE: dict[str, type[RogatoryError]] = {cls.code: cls for cls in _ALL_ERRORS}
 
 
 def error_for_code(code: str, detail: str = "") -> RogatoryError:

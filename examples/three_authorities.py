@@ -1,4 +1,4 @@
-"""Three central authorities on loopback: a request, its acknowledgement, a spontaneous transmission.
+"""Three central authorities on loopback: a request, an acknowledgement, spontaneous information.
 
 France's Ministry of Justice (FR:MJ) asks Brazil's Ministry of Justice and Public Security
 (BR:MJSP) for bank records; Brazil acknowledges with its own reference; Kenya's Office of the

@@ -63,13 +63,16 @@ __all__ = [
     "DIRECTORY_VERSION",
     "AuthorityRecord",
     "Directory",
+    "DraftDirectory",
     "Revocation",
     "SignedRecord",
     "add_signature",
     "build_directory",
     "check_adoption",
+    "read_draft",
     "sign_directory",
     "sign_record",
+    "unsigned_directory",
     "verify_directory",
 ]
 
@@ -595,6 +598,34 @@ def sign_directory(body: bytes, key: IdentityKey) -> bytes:
     """Start a directory file with one secretariat signature over the body bytes."""
     _parse_body(body)  # never sign what a node would refuse to parse
     return _encode_file(body, {key.key_id: key.sign(LABELS["directory"], body)})
+
+
+def unsigned_directory(body: bytes) -> bytes:
+    """A directory file with no signature yet: what the secretariat passes round to be signed."""
+    _parse_body(body)
+    return _encode_file(body, {})
+
+
+@dataclass(frozen=True)
+class DraftDirectory:
+    """A directory file read for editing or display, its secretariat signatures NOT checked.
+
+    Records are still verified against their own authorities' keys; only the quorum is
+    unchecked, so nothing here may be used to decide whom to trust.
+    """
+
+    federation: str
+    serial: int
+    issued: int
+    records: Mapping[str, SignedRecord]
+    signers: tuple[str, ...]
+
+
+def read_draft(file_bytes: bytes) -> DraftDirectory:
+    body, signatures = _parse_file(file_bytes)
+    federation, serial, issued, records = _parse_body(body)
+    return DraftDirectory(federation, serial, issued, records,
+                          tuple(signer for signer, _ in signatures))
 
 
 def add_signature(file_bytes: bytes, key: IdentityKey) -> bytes:

@@ -23,16 +23,21 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from keys.directory import SignedRecord, add_signature, build_directory, verify_directory
+from keys.directory import (
+    SignedRecord,
+    add_signature,
+    build_directory,
+    read_draft,
+    unsigned_directory,
+    verify_directory,
+)
 from keys.identity import decode_public
 from keys.keystore import KeyStore, SecretariatKey
 from node.client import LocalClient
 from node.config import load_config
 from node.provision import initialise_node, refresh_record
-from protocol.encoding import b64decode, b64encode, parse_canonical_json
 from protocol.errors import (
     ConfigError,
-    DirectoryMalformed,
     KeystorePassphraseMissing,
     RogatoryError,
 )
@@ -135,22 +140,10 @@ def _read_file(path: str) -> bytes:
         raise ConfigError(f"no such file: {path}") from None
 
 
-def _directory_parts(file: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The unverified body and signature list of a directory file (for editing, not trust)."""
-    try:
-        outer = json.loads(file)
-        body = parse_canonical_json(b64decode(outer["directory"]))
-        signatures = list(outer["signatures"])
-    except (ValueError, KeyError, TypeError, RogatoryError) as exc:
-        raise DirectoryMalformed(f"not a directory file: {exc}") from None
-    if not isinstance(body, dict):
-        raise DirectoryMalformed("directory body is not an object")
-    return body, signatures
-
-
-def _write_unsigned(path: str, body: bytes) -> None:
-    outer = {"directory": b64encode(body), "signatures": []}
-    Path(path).write_text(json.dumps(outer, indent=2) + "\n", "utf-8")
+def _write_directory(path: str, file: bytes) -> None:
+    tmp = Path(path + ".tmp")
+    tmp.write_bytes(file)
+    os.replace(tmp, path)
 
 
 def _records(paths: Sequence[str]) -> list[SignedRecord]:
@@ -171,20 +164,19 @@ def cmd_directory_keygen(args: argparse.Namespace) -> None:
 def cmd_directory_create(args: argparse.Namespace) -> None:
     body = build_directory(args.federation, args.serial, int(time.time()),
                            _records(args.records))
-    _write_unsigned(args.out, body)
+    _write_directory(args.out, unsigned_directory(body))
     print(f"directory serial {args.serial} with {len(args.records)} records written to "
           f"{args.out}; now sign it with M secretariat keys")
 
 
 def cmd_directory_add(args: argparse.Namespace) -> None:
-    body, _ = _directory_parts(_read_file(args.file))
-    current = {r.record.authority: r for r in
-               (SignedRecord.from_json(obj) for obj in body["records"])}
+    draft = read_draft(_read_file(args.file))
+    current = dict(draft.records)
     for signed in _records(args.records):
         current[signed.record.authority] = signed
-    serial = int(body["serial"]) + 1
-    _write_unsigned(args.file, build_directory(str(body["federation"]), serial,
-                                               int(time.time()), current.values()))
+    serial = draft.serial + 1
+    body = build_directory(draft.federation, serial, int(time.time()), current.values())
+    _write_directory(args.file, unsigned_directory(body))
     print(f"{args.file}: serial {serial}, {len(current)} records; signatures cleared, "
           "sign again")
 
@@ -192,9 +184,9 @@ def cmd_directory_add(args: argparse.Namespace) -> None:
 def cmd_directory_sign(args: argparse.Namespace) -> None:
     key = SecretariatKey.open(Path(args.key), passphrase(SECRETARIAT_PASSPHRASE_ENV))
     signed = add_signature(_read_file(args.file), key.identity)
-    Path(args.file).write_bytes(signed)
-    _, signatures = _directory_parts(signed)
-    print(f"{args.file}: signed by {key.identity.key_id}; {len(signatures)} signature(s)")
+    _write_directory(args.file, signed)
+    print(f"{args.file}: signed by {key.identity.key_id}; "
+          f"{len(read_draft(signed).signers)} signature(s)")
 
 
 def _pins(args: argparse.Namespace) -> tuple[list[bytes], int]:
@@ -214,12 +206,12 @@ def cmd_directory_verify(args: argparse.Namespace) -> None:
 
 
 def cmd_directory_show(args: argparse.Namespace) -> None:
-    body, signatures = _directory_parts(_read_file(args.file))
-    print(f"federation {body['federation']}  serial {body['serial']}  issued "
-          f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(body['issued']))} UTC  "
-          f"signatures {len(signatures)} (unverified; use `directory verify`)")
-    for obj in body["records"]:
-        record = SignedRecord.from_json(obj).record
+    draft = read_draft(_read_file(args.file))
+    print(f"federation {draft.federation}  serial {draft.serial}  issued "
+          f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(draft.issued))} UTC  "
+          f"signatures {len(draft.signers)} (not checked here; use `directory verify`)")
+    for signed in draft.records.values():
+        record = signed.record
         print(f"\n{record.authority}  {record.name}")
         print(f"  endpoint   {record.endpoint}  tls {record.tls_fingerprint[:16] or '-'}")
         print("  prekeys    " + ", ".join(

@@ -110,8 +110,17 @@ class Node:
         if mine is None or mine.identity_key != self.keystore.identity.public_raw:
             log.warning("directory %d does not carry this node's current identity key",
                         directory.serial)
+        elif any(self.keystore.receiver_prekey(p.prekey.id) is None for p in mine.prekeys):
+            self._reload_keys()
         log.info("adopted directory serial %d (%s)", directory.serial, directory.digest[:16])
         return True
+
+    def _reload_keys(self) -> None:
+        """Pick up prekeys rotated by ``rogatory keys rotate`` while this node was running."""
+        self.keystore = KeyStore.open(self.config.keystore_path, self._passphrase)
+        if hasattr(self, "inbound"):
+            self.inbound.keystore = self.keystore
+        log.info("reloaded the key store: %d private prekeys", len(self.keystore.prekeys))
 
     @property
     def directory(self) -> Directory:

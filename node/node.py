@@ -111,11 +111,11 @@ class Node:
             log.warning("directory %d does not carry this node's current identity key",
                         directory.serial)
         elif any(self.keystore.receiver_prekey(p.prekey.id) is None for p in mine.prekeys):
-            self._reload_keys()
+            self.reload_keys()
         log.info("adopted directory serial %d (%s)", directory.serial, directory.digest[:16])
         return True
 
-    def _reload_keys(self) -> None:
+    def reload_keys(self) -> None:
         """Pick up prekeys rotated by ``rogatory keys rotate`` while this node was running."""
         self.keystore = KeyStore.open(self.config.keystore_path, self._passphrase)
         if hasattr(self, "inbound"):

@@ -50,3 +50,28 @@ async def test_rotated_prekey_is_used_after_the_directory_publishes_it(
     for queued, payload in ((early, b"before rotation"), (late, b"after rotation")):
         message = await br.read_message(queued.message_id)
         assert base64.b64decode(message["payload_b64"]) == payload
+
+
+async def test_archive_stays_readable_after_the_prekey_is_destroyed(
+    federation: Federation,
+) -> None:
+    fr, br = federation.nodes[FR], federation.nodes[BR]
+    old_prekey = fr.directory.prekey_for(BR, int(time.time()))
+    sent = await fr.submit(Draft(BR, Kind.REQUEST, "text/plain", b"kept in the archive"))
+    record = await outbound_state(fr, sent.message_id, lambda r: r.state == "delivered")
+    assert record.receipt is not None
+
+    # Far past the old prekey's grace period: the private half is destroyed on disk.
+    config = load_config(federation.home(BR))
+    later = old_prekey.not_after + 30 * 24 * 3600
+    store = KeyStore.open(config.keystore_path, passphrase_for(BR))
+    store.rotate_prekeys(later)
+    br.reload_keys()
+    assert br.keystore.receiver_prekey(old_prekey.id) is None
+
+    message = await br.read_message(sent.message_id)
+    assert base64.b64decode(message["payload_b64"]) == b"kept in the archive"
+    # A new envelope sealed to the destroyed prekey can no longer be opened by anyone.
+    fresh = await fr.submit(Draft(BR, Kind.REQUEST, "text/plain", b"too late"))
+    refused = await outbound_state(fr, fresh.message_id, lambda r: r.state == "refused")
+    assert refused.last_error == "envelope.prekey_unknown"

@@ -172,7 +172,9 @@ class Reader:
         return self._pos
 
 
-def require_fields(obj: Mapping[str, Any], names: Sequence[str], error: type[RogatoryError] = EncodingError) -> None:
+def require_fields(
+    obj: Mapping[str, Any], names: Sequence[str], error: type[RogatoryError] = EncodingError
+) -> None:
     """Require exactly these keys: unknown or missing fields are refused, never ignored."""
     present = set(obj)
     wanted = set(names)

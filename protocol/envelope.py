@@ -282,7 +282,9 @@ def open_envelope(
             raise EnvelopeSuiteDowngrade(f"{header.suite.value} against a {held.suite.value} key")
         raise EnvelopeSuiteUnsupported(f"{header.suite.value} does not match the prekey")
     if header.suite.strength < strongest_suite.strength:
-        raise EnvelopeSuiteDowngrade(f"{header.suite.value}; this node offers {strongest_suite.value}")
+        raise EnvelopeSuiteDowngrade(
+            f"{header.suite.value}; this node offers {strongest_suite.value}"
+        )
     if not held.not_before - max_skew <= header.created <= held.not_after:
         raise EnvelopePrekeyExpired(f"prekey {held.id} not valid at {header.created}")
     # 4. time and freshness

@@ -24,8 +24,8 @@ __all__ = [
     "AUTHORITY_ID",
     "HEADER_FIELDS",
     "KEY_ID",
-    "MESSAGE_ID",
     "MAX_HEADER_BYTES",
+    "MESSAGE_ID",
     "VERSION",
     "EnvelopeHeader",
     "is_authority_id",
@@ -123,8 +123,9 @@ class EnvelopeHeader:
             raise EnvelopeMalformed(f"header: {exc.message}") from exc
         if not isinstance(obj, dict):
             raise EnvelopeMalformed("header is not a JSON object")
-        if obj.get("v") != VERSION:
-            raise EnvelopeVersionUnsupported(f"header version {obj.get('v')!r}")
+        version = obj.get("v")
+        if type(version) is not int or version != VERSION:  # `true == 1` in Python
+            raise EnvelopeVersionUnsupported(f"header version {version!r}")
         try:
             require_fields(obj, HEADER_FIELDS, EnvelopeMalformed)
         except EnvelopeMalformed as exc:

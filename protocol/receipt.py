@@ -102,7 +102,9 @@ class Receipt:
             raise ReceiptSignatureInvalid(f"receipt from {self.receiver}")
         return self
 
-    def check_names(self, *, envelope_hash: str, message_id: str, sender: str, receiver: str) -> None:
+    def check_names(
+        self, *, envelope_hash: str, message_id: str, sender: str, receiver: str
+    ) -> None:
         """Refuse a receipt that is genuine but about some other envelope or party."""
         expected = (envelope_hash, message_id, sender, receiver)
         actual = (self.envelope_hash, self.message_id, self.sender, self.receiver)
@@ -128,6 +130,8 @@ def _well_formed(body: dict[str, Any]) -> None:
     text("to", AUTHORITY_ID, False)
     text("key", KEY_ID, False)
     code = body["code"]
+    if not isinstance(code, str):
+        raise ReceiptMalformed("field 'code' must be a string")
     if rejected != (code != "") or (rejected and code not in ERRORS_BY_CODE):
         raise ReceiptMalformed(f"code {code!r} does not fit status {status!r}")
     detail = body["detail"]
@@ -187,8 +191,9 @@ def parse_receipt(data: bytes) -> Receipt:
         raise ReceiptMalformed(exc.message) from exc
     if not isinstance(obj, dict):
         raise ReceiptMalformed("body is not a JSON object")
-    if obj.get("v") != WIRE_VERSION:
-        raise ReceiptMalformed(f"body version {obj.get('v')!r}")
+    version = obj.get("v")
+    if type(version) is not int or version != WIRE_VERSION:  # `true == 1` in Python
+        raise ReceiptMalformed(f"body version {version!r}")
     require_fields(obj, RECEIPT_FIELDS, ReceiptMalformed)
     _well_formed(obj)
     return Receipt(

@@ -119,11 +119,11 @@ def validate_public(suite: Suite, raw: bytes) -> None:
 
 def public_from_private(suite: Suite, private_raw: bytes) -> bytes:
     """The raw public key belonging to a raw private key of the suite."""
+    _private_key(suite, private_raw)  # wrong length or encoding: KeyMalformed, not ValueError
     if suite is Suite.HYBRID:
         mlkem_key = mlkem.MLKEM768PrivateKey.from_seed_bytes(private_raw[:MLKEM768_SEED])
         x_key = x25519.X25519PrivateKey.from_private_bytes(private_raw[MLKEM768_SEED:])
         return mlkem_key.public_key().public_bytes_raw() + x_key.public_key().public_bytes_raw()
-    _private_key(suite, private_raw)
     return x25519.X25519PrivateKey.from_private_bytes(private_raw).public_key().public_bytes_raw()
 
 

@@ -1,0 +1,313 @@
+"""Receipts: the receiver's signed word that it accepted, or refused, one exact envelope."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from protocol_kit import World
+
+from protocol.encoding import canonical_json, frame
+from protocol.errors import ERRORS_BY_CODE, ReceiptError, RogatoryError
+from protocol.receipt import (
+    MAX_DETAIL,
+    RECEIPT_FIELDS,
+    Receipt,
+    ReceiptStatus,
+    parse_receipt,
+    sign_receipt,
+)
+from protocol.signing import LABELS, sign, verify
+
+ENVELOPE = hashlib.sha256(b"an envelope").hexdigest()
+MESSAGE = "0123456789abcdef0123456789abcdef"
+
+
+def accepted(world: World, **changes: Any) -> Receipt:
+    args: dict[str, Any] = {
+        "status": ReceiptStatus.ACCEPTED,
+        "envelope_hash": ENVELOPE,
+        "message_id": MESSAGE,
+        "sender": "XA:MOJ",
+        "receiver": "XB:MOJ",
+        "receiver_key": world.bob.key_id,
+        "received": 1_767_225_600,
+        "receiver_seed": world.bob.seed,
+    }
+    args.update(changes)
+    return sign_receipt(**args)
+
+
+def code_of(call: object) -> str:
+    assert callable(call)
+    with pytest.raises(ReceiptError) as caught:
+        call()
+    return caught.value.code
+
+
+def resign(world: World, body: bytes) -> bytes:
+    return b"RGTR\x01" + frame(body) + sign(world.bob.seed, LABELS["receipt"], body)
+
+
+def test_sign_parse_verify(world: World) -> None:
+    receipt = accepted(world)
+    assert receipt.accepted
+    assert receipt.code == ""
+    parsed = parse_receipt(receipt.data)
+    assert parsed == receipt
+    assert parsed.verify(world.bob.public) is parsed
+    parsed.check_names(envelope_hash=ENVELOPE, message_id=MESSAGE, sender="XA:MOJ",
+                       receiver="XB:MOJ")
+
+
+def test_layout(world: World) -> None:
+    receipt = accepted(world)
+    body = receipt.body
+    assert receipt.data == b"RGTR\x01" + len(body).to_bytes(4, "big") + body + receipt.data[-64:]
+    assert body == canonical_json(receipt.to_json())
+    assert sorted(json.loads(body)) == sorted(RECEIPT_FIELDS)
+    assert verify(world.bob.public, "rogatory/v1/receipt", body, receipt.data[-64:])
+    assert body == (
+        b'{"code":"","detail":"","envelope":"' + ENVELOPE.encode() + b'","from":"XA:MOJ",'
+        b'"id":"' + MESSAGE.encode() + b'","key":"' + world.bob.key_id.encode() + b'",'
+        b'"received":1767225600,"status":"accepted","to":"XB:MOJ","v":1}'
+    )
+
+
+def test_signing_is_deterministic(world: World) -> None:
+    assert accepted(world).data == accepted(world).data
+
+
+def test_wrong_key(world: World) -> None:
+    receipt = accepted(world)
+    assert code_of(lambda: receipt.verify(world.carol.public)) == "receipt.signature_invalid"
+    assert code_of(lambda: receipt.verify(b"short")) == "receipt.signature_invalid"
+
+
+def test_signed_by_someone_else(world: World) -> None:
+    forged = accepted(world, receiver_seed=world.carol.seed)  # claims XB:MOJ and Bob's key id
+    assert code_of(lambda: forged.verify(world.bob.public)) == "receipt.signature_invalid"
+
+
+def test_tampered_body_byte(world: World) -> None:
+    data = accepted(world).data
+    at = data.index(b"1767225600") + 9
+    tampered = data[:at] + b"1" + data[at + 1 :]
+    parsed = parse_receipt(tampered)
+    assert parsed.received == 1_767_225_601
+    assert code_of(lambda: parsed.verify(world.bob.public)) == "receipt.signature_invalid"
+
+
+def test_tampered_status(world: World) -> None:
+    """An acceptance cannot be turned into a refusal (or back) without breaking the signature."""
+    receipt = sign_receipt(
+        status=ReceiptStatus.REJECTED, envelope_hash=ENVELOPE, message_id=MESSAGE,
+        sender="XA:MOJ", receiver="XB:MOJ", receiver_key=world.bob.key_id, received=5,
+        receiver_seed=world.bob.seed, code="envelope.expired",
+    )
+    obj = json.loads(receipt.body)
+    obj.update(status="accepted", code="")
+    body = canonical_json(obj)
+    swapped = b"RGTR\x01" + frame(body) + receipt.data[-64:]
+    parsed = parse_receipt(swapped)
+    assert parsed.accepted
+    assert code_of(lambda: parsed.verify(world.bob.public)) == "receipt.signature_invalid"
+
+
+def test_tampered_signature(world: World) -> None:
+    data = accepted(world).data
+    tampered = data[:-64] + bytes([data[-64] ^ 1]) + data[-63:]
+    assert code_of(lambda: parse_receipt(tampered).verify(world.bob.public)) == (
+        "receipt.signature_invalid"
+    )
+
+
+def test_signature_under_another_label(world: World) -> None:
+    body = accepted(world).body
+    data = b"RGTR\x01" + frame(body) + sign(world.bob.seed, LABELS["envelope"], body)
+    assert code_of(lambda: parse_receipt(data).verify(world.bob.public)) == (
+        "receipt.signature_invalid"
+    )
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["envelope_hash", "message_id", "sender", "receiver"],
+)
+def test_check_names_mismatch(world: World, name: str) -> None:
+    receipt = accepted(world)
+    expected = {
+        "envelope_hash": ENVELOPE, "message_id": MESSAGE, "sender": "XA:MOJ",
+        "receiver": "XB:MOJ",
+    }
+    receipt.check_names(**expected)
+    expected[name] = {
+        "envelope_hash": hashlib.sha256(b"another").hexdigest(),
+        "message_id": "f" * 32,
+        "sender": "XC:PGO",
+        "receiver": "XC:PGO",
+    }[name]
+    assert code_of(lambda: receipt.check_names(**expected)) == "receipt.mismatch"
+
+
+def test_rejection_receipt(world: World) -> None:
+    receipt = sign_receipt(
+        status=ReceiptStatus.REJECTED, envelope_hash=ENVELOPE, message_id=MESSAGE,
+        sender="XA:MOJ", receiver="XB:MOJ", receiver_key=world.bob.key_id, received=7,
+        receiver_seed=world.bob.seed, code="envelope.replayed", detail="seen before",
+    )
+    parsed = parse_receipt(receipt.data).verify(world.bob.public)
+    assert not parsed.accepted
+    assert (parsed.status, parsed.code, parsed.detail) == (
+        ReceiptStatus.REJECTED, "envelope.replayed", "seen before",
+    )
+
+
+def test_rejection_of_unreadable_bytes_names_nothing(world: World) -> None:
+    receipt = sign_receipt(
+        status=ReceiptStatus.REJECTED, envelope_hash="", message_id="", sender="",
+        receiver="XB:MOJ", receiver_key=world.bob.key_id, received=7,
+        receiver_seed=world.bob.seed, code="transport.body_too_large",
+    )
+    parsed = parse_receipt(receipt.data).verify(world.bob.public)
+    assert (parsed.envelope_hash, parsed.message_id, parsed.sender) == ("", "", "")
+    assert code_of(lambda: parsed.check_names(
+        envelope_hash=ENVELOPE, message_id=MESSAGE, sender="XA:MOJ", receiver="XB:MOJ"
+    )) == "receipt.mismatch"
+
+
+@pytest.mark.parametrize("code", sorted(ERRORS_BY_CODE))
+def test_every_error_code_can_be_carried(world: World, code: str) -> None:
+    receipt = sign_receipt(
+        status=ReceiptStatus.REJECTED, envelope_hash=ENVELOPE, message_id=MESSAGE,
+        sender="XA:MOJ", receiver="XB:MOJ", receiver_key=world.bob.key_id, received=7,
+        receiver_seed=world.bob.seed, code=code,
+    )
+    assert parse_receipt(receipt.data).code == code
+
+
+def test_detail_is_truncated(world: World) -> None:
+    receipt = sign_receipt(
+        status=ReceiptStatus.REJECTED, envelope_hash="", message_id="", sender="",
+        receiver="XB:MOJ", receiver_key=world.bob.key_id, received=7,
+        receiver_seed=world.bob.seed, code="envelope.malformed", detail="é" * 1000,
+    )
+    assert receipt.detail == "é" * MAX_DETAIL
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"code": "envelope.replayed"},  # an acceptance carries no code
+        {"status": ReceiptStatus.REJECTED},  # a refusal must carry one
+        {"status": ReceiptStatus.REJECTED, "code": "envelope.no_such_code"},
+        {"envelope_hash": ""},  # an acceptance names the envelope
+        {"envelope_hash": ENVELOPE.upper()},
+        {"message_id": ""},
+        {"sender": ""},
+        {"receiver": "nobody"},
+        {"receiver_key": "XB"},
+        {"received": -1},
+    ],
+)
+def test_sign_receipt_refuses_ill_formed_receipts(world: World, changes: dict[str, Any]) -> None:
+    assert code_of(lambda: accepted(world, **changes)) == "receipt.malformed"
+
+
+BODY_CHANGES: list[tuple[str, Any]] = [
+    ("v", 2),
+    ("v", True),
+    ("v", "1"),
+    ("status", "ACCEPTED"),
+    ("status", None),
+    ("code", []),
+    ("code", {"x": 1}),
+    ("code", 5),
+    ("detail", "x" * 257),
+    ("detail", None),
+    ("received", True),
+    ("received", "5"),
+    ("envelope", 5),
+    ("key", ""),
+    ("to", ""),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), BODY_CHANGES)
+def test_parse_refuses_ill_formed_bodies(world: World, name: str, value: Any) -> None:
+    obj = accepted(world).to_json()
+    obj[name] = value
+    data = resign(world, canonical_json(obj))
+    assert code_of(lambda: parse_receipt(data)) == "receipt.malformed"
+
+
+def test_parse_refuses_missing_and_extra_fields(world: World) -> None:
+    obj = accepted(world).to_json()
+    extra = canonical_json({**obj, "log_index": 3})
+    missing = canonical_json({k: v for k, v in obj.items() if k != "detail"})
+    assert code_of(lambda: parse_receipt(resign(world, extra))) == "receipt.malformed"
+    assert code_of(lambda: parse_receipt(resign(world, missing))) == "receipt.malformed"
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda d: b"RGTE" + d[4:],
+        lambda d: d[:4] + b"\x02" + d[5:],
+        lambda d: d + b"\x00",
+        lambda d: d[:-1],
+        lambda d: d[:5] + b"\x00\x00\x10\x01" + d[9:],  # body longer than 4096
+        lambda d: d[:9] + b" " + d[10:],  # body not JSON
+    ],
+)
+def test_parse_refuses_bad_structure(world: World, mangle: object) -> None:
+    assert callable(mangle)
+    data = accepted(world).data
+    assert code_of(lambda: parse_receipt(mangle(data))) == "receipt.malformed"
+
+
+def test_non_canonical_body(world: World) -> None:
+    body = json.dumps(accepted(world).to_json()).encode()
+    assert code_of(lambda: parse_receipt(resign(world, body))) == "receipt.malformed"
+
+
+def test_unsigned_receipt_never_verifies(world: World) -> None:
+    unsigned = replace(accepted(world), data=b"", body=b"")
+    assert code_of(lambda: unsigned.verify(world.bob.public)) == "receipt.signature_invalid"
+
+
+@settings(max_examples=200)
+@given(st.binary(max_size=300))
+def test_parse_receipt_fuzz(data: bytes) -> None:
+    try:
+        parse_receipt(b"RGTR\x01" + frame(data) + b"\x00" * 64)
+    except RogatoryError as exc:
+        assert exc.code == "receipt.malformed"
+    try:
+        parse_receipt(data)
+    except RogatoryError as exc:
+        assert exc.code == "receipt.malformed"
+
+
+json_leaf = st.none() | st.booleans() | st.integers(-3, 3) | st.text(max_size=4)
+json_any = st.recursive(
+    json_leaf, lambda inner: st.lists(inner, max_size=2) | st.dictionaries(
+        st.text("abc", max_size=2), inner, max_size=2), max_leaves=4)
+
+
+@settings(max_examples=100)
+@given(st.dictionaries(st.sampled_from(RECEIPT_FIELDS), json_any, min_size=1))
+def test_parse_receipt_with_arbitrary_field_values(world: World, changes: dict[str, Any]) -> None:
+    obj = {**accepted(world).to_json(), **changes}
+    data = b"RGTR\x01" + frame(canonical_json(obj)) + b"\x00" * 64
+    try:
+        receipt = parse_receipt(data)
+    except RogatoryError as exc:
+        assert exc.code == "receipt.malformed"
+    else:
+        assert receipt.to_json() == obj

@@ -43,6 +43,7 @@ WIRE_VERSION = 1
 MAX_DETAIL = 256
 MAX_BODY = 4096
 ENVELOPE_HASH = re.compile(r"[0-9a-f]{64}")
+ERROR_CODE = re.compile(r"[a-z][a-z0-9_]{0,31}(\.[a-z][a-z0-9_]{0,31}){1,3}")
 RECEIPT_FIELDS = (
     "code",
     "detail",
@@ -112,7 +113,7 @@ class Receipt:
             raise ReceiptMismatch(f"receipt names {actual}, expected {expected}")
 
 
-def _well_formed(body: dict[str, Any]) -> None:
+def _well_formed(body: dict[str, Any], *, signing: bool = False) -> None:
     def text(name: str, pattern: re.Pattern[str], empty_ok: bool) -> None:
         value = body[name]
         if not isinstance(value, str):
@@ -132,8 +133,14 @@ def _well_formed(body: dict[str, Any]) -> None:
     code = body["code"]
     if not isinstance(code, str):
         raise ReceiptMalformed("field 'code' must be a string")
-    if rejected != (code != "") or (rejected and code not in ERRORS_BY_CODE):
+    if rejected != (code != ""):
         raise ReceiptMalformed(f"code {code!r} does not fit status {status!r}")
+    if rejected and ERROR_CODE.fullmatch(code) is None:
+        raise ReceiptMalformed(f"code {code!r} is not an error code")
+    if rejected and signing and code not in ERRORS_BY_CODE:
+        # Parsers accept any well-formed code so that a newer peer's refusal stays readable,
+        # but this implementation only ever signs the codes it defines.
+        raise ReceiptMalformed(f"code {code!r} is not one of this implementation's codes")
     detail = body["detail"]
     if not isinstance(detail, str) or len(detail) > MAX_DETAIL:
         raise ReceiptMalformed("detail must be a string of at most 256 characters")
@@ -168,7 +175,7 @@ def sign_receipt(
         detail=detail[:MAX_DETAIL],
     )
     body_obj = unsigned.to_json()
-    _well_formed(body_obj)
+    _well_formed(body_obj, signing=True)
     body = canonical_json(body_obj)
     signature = sign(receiver_seed, LABELS["receipt"], body)
     data = MAGIC + bytes([WIRE_VERSION]) + frame(body) + signature

@@ -311,3 +311,17 @@ def test_parse_receipt_with_arbitrary_field_values(world: World, changes: dict[s
         assert exc.code == "receipt.malformed"
     else:
         assert receipt.to_json() == obj
+
+
+def test_a_refusal_with_a_code_from_a_newer_peer_still_parses_and_verifies(world: World) -> None:
+    known = sign_receipt(
+        status=ReceiptStatus.REJECTED, envelope_hash=ENVELOPE, message_id="", sender="",
+        receiver="XB:MOJ", receiver_key=world.bob.key_id, received=7,
+        receiver_seed=world.bob.seed, code="envelope.malformed",
+    )
+    body = known.body.replace(b'"envelope.malformed"', b'"envelope.some_future_check"')
+    data = known.data[:5] + frame(body) + sign(world.bob.seed, LABELS["receipt"], body)
+    receipt = parse_receipt(data).verify(world.bob.public)
+    assert receipt.code == "envelope.some_future_check"
+    assert code_of(lambda: parse_receipt(data.replace(b"some_future_check", b"Not-A-Code!!!!!"))) \
+        == "receipt.malformed"

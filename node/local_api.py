@@ -151,7 +151,7 @@ def local_application(node: Node, token: str) -> web.Application:
     async def send(request: web.Request) -> web.Response:
         try:
             body = await request.json()
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError):
             raise ApiBadRequest("the body is not JSON") from None
         record = await node.submit(_draft_from(body))
         return web.json_response(outbound_json(record), status=202)
@@ -163,6 +163,8 @@ def local_application(node: Node, token: str) -> web.Application:
             offset = int(request.query.get("offset", "0"))
         except ValueError:
             raise ApiBadRequest("limit and offset must be integers") from None
+        if limit < 1 or offset < 0:
+            raise ApiBadRequest("limit must be 1..1000 and offset not negative")
         if direction == "in":
             rows = [inbound_json(r) for r in await node.call(node.store.inbound, limit, offset)]
         elif direction == "out":

@@ -63,7 +63,12 @@ class Node:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self.store = Store(config.database_path)
         self.archive = ArchiveKey(keystore.storage_key)
-        self._directory = self._load_directory()
+        try:
+            self._directory = self._load_directory()
+        except BaseException:
+            self.store.close()
+            self._executor.shutdown()
+            raise
         self.inbound = InboundDesk(
             authority=self.authority, keystore=keystore, directory=lambda: self._directory,
             store=self.store, archive=self.archive, clock=clock, max_skew=config.max_skew,
@@ -126,9 +131,18 @@ class Node:
     def directory(self) -> Directory:
         return self._directory
 
+    def _adopt_and_keep(self, directory: Directory) -> None:
+        if self._adopt(directory):
+            # The file on disk follows, so the node restarts from what it adopted.
+            path = self.config.directory_path
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_bytes(directory.file)
+            os.replace(tmp, path)
+
     async def adopt_directory(self, file: bytes) -> Directory:
+        """Verify and adopt a newer directory (or the same one again); refuse anything older."""
         directory = self._verify(file)
-        await self.call(self._adopt, directory)
+        await self.call(self._adopt_and_keep, directory)
         self._directory = directory
         return directory
 

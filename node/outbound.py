@@ -145,6 +145,7 @@ class DeliveryWorker:
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._in_flight: set[str] = set()
+        self._attempts: set[asyncio.Task[None]] = set()
 
     def wake(self) -> None:
         """Called after something is queued, so it leaves now rather than at the next poll."""
@@ -158,10 +159,13 @@ class DeliveryWorker:
         self._task = asyncio.create_task(self._run(), name=f"delivery {self.authority}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        """Stop polling and cancel attempts in flight; their entries stay in the outbox."""
+        tasks = [t for t in (self._task, *self._attempts) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         if self._session is not None:
             await self._session.close()
 
@@ -171,7 +175,6 @@ class DeliveryWorker:
         return float(delay / 2 + random.uniform(0, delay / 2))
 
     async def _run(self) -> None:
-        running: set[asyncio.Task[None]] = set()
         limit = asyncio.Semaphore(self.concurrency)
         while True:
             self._wake.clear()
@@ -183,8 +186,8 @@ class DeliveryWorker:
                 self._in_flight.add(record.envelope_hash)
                 await limit.acquire()
                 task = asyncio.create_task(self._attempt(record, limit))
-                running.add(task)
-                task.add_done_callback(running.discard)
+                self._attempts.add(task)
+                task.add_done_callback(self._attempts.discard)
             next_due = await self.db(self.store.next_due)
             wait = 1.0 if next_due is None else max(0.0, min(1.0, next_due - self.clock()))
             if due and wait == 0.0:

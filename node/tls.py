@@ -9,6 +9,7 @@ hides which authorities talk to each other.
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import ipaddress
 import os
@@ -69,6 +70,11 @@ def server_context(cert_path: Path, key_path: Path, passphrase: bytes) -> ssl.SS
     return context
 
 
+@functools.lru_cache(maxsize=1024)
 def client_pin(fingerprint_hex: str) -> aiohttp.Fingerprint:
-    """aiohttp checks the peer's DER certificate hash against this pin on every connection."""
+    """aiohttp checks the peer's DER certificate hash against this pin on every connection.
+
+    Cached so that one peer always gets the same pin object: aiohttp keys its connection pool
+    on it, and a fresh object per attempt would force a new TLS handshake every time.
+    """
     return aiohttp.Fingerprint(bytes.fromhex(fingerprint_hex))

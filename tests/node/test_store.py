@@ -1,0 +1,213 @@
+"""The node's SQLite store on a real file: durability settings, atomic acceptance, uniqueness,
+and the outbox lifecycle a delivery worker drives."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from node.archive import ArchiveKey
+from node.store import InboundRecord, OutboundRecord, Store
+from protocol.envelope import envelope_hash
+from protocol.errors import StoreNotFound
+
+TABLES = ("messages_in", "seen", "receipts", "messages_out", "outbox")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = Store(tmp_path / "node.db")
+    yield opened
+    opened.close()
+
+
+def counts(store: Store) -> dict[str, int]:
+    return {t: int(store.db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in TABLES}
+
+
+ARCHIVE = ArchiveKey(os.urandom(32))
+
+
+def inbound(sender: str = "FR:MJ", message_id: str | None = None) -> InboundRecord:
+    envelope = os.urandom(200)
+    digest = envelope_hash(envelope)
+    return InboundRecord(
+        envelope_hash=digest, message_id=message_id or os.urandom(16).hex(), sender=sender,
+        kind="request", case_ref="C-1", in_reply_to="", priority="normal", created=1000,
+        expires=2000, received_at=1001, content_type="text/plain",
+        archive=ARCHIVE.seal(digest, b"package"), receipt=b"RGTR receipt " + os.urandom(8),
+        opened_at=None,
+    )
+
+
+def outbound(recipient: str = "BR:MJSP", message_id: str | None = None) -> OutboundRecord:
+    envelope = os.urandom(300)
+    digest = envelope_hash(envelope)
+    return OutboundRecord(
+        envelope_hash=digest, message_id=message_id or os.urandom(16).hex(),
+        recipient=recipient, kind="request", case_ref="", in_reply_to="", priority="urgent",
+        created=1000, expires=5000, envelope=envelope, archive=ARCHIVE.seal(digest, b"pkg"),
+        state="queued", attempts=0, last_error="", receipt=None, delivered_at=None,
+    )
+
+
+def test_durability_settings(store: Store) -> None:
+    pragma = store.db.execute
+    assert pragma("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert pragma("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert pragma("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert (store.path.parent / "node.db-wal").exists()
+
+
+def test_accepted_envelope_round_trips_and_survives_reopening(tmp_path: Path) -> None:
+    record = inbound()
+    first = Store(tmp_path / "node.db")
+    first.accept_inbound(record)
+    first.close()
+
+    again = Store(tmp_path / "node.db")
+    try:
+        assert again.inbound_by_id(record.message_id) == record
+        assert again.receipt_for_inbound(record.envelope_hash) == record.receipt
+        assert again.is_seen(record.sender, record.message_id)
+        assert not again.is_seen("KE:ODPP", record.message_id)
+        assert ARCHIVE.open(record.envelope_hash, again.inbound(10)[0].archive) == b"package"
+        assert again.mark_opened(record.envelope_hash, 1500) is True
+        assert again.mark_opened(record.envelope_hash, 1600) is False
+        assert again.inbound_by_id(record.message_id).opened_at == 1500
+    finally:
+        again.close()
+
+
+def test_accept_inbound_is_all_or_nothing_when_the_seen_insert_fails(store: Store) -> None:
+    record = inbound()
+    # A seen pair with no message behind it: the second of the three inserts will collide.
+    store.db["seen"].insert({"sender": record.sender, "message_id": record.message_id,
+                             "envelope_hash": "f" * 64, "expires": 0})
+    before = counts(store)
+    with pytest.raises(sqlite3.IntegrityError):
+        store.accept_inbound(record)
+    assert counts(store) == before
+    assert store.receipt_for_inbound(record.envelope_hash) is None
+    with pytest.raises(StoreNotFound):
+        store.inbound_by_id(record.message_id)
+
+
+def test_accept_inbound_is_all_or_nothing_when_the_receipt_insert_fails(store: Store) -> None:
+    record = inbound()
+    # An issued receipt already filed under this hash: the last of the three inserts collides.
+    store.db["receipts"].insert({"envelope_hash": record.envelope_hash, "direction": "issued",
+                                 "status": "accepted", "code": "", "receipt": b"old",
+                                 "stored_at": 0})
+    before = counts(store)
+    with pytest.raises(sqlite3.IntegrityError):
+        store.accept_inbound(record)
+    assert counts(store) == before
+    assert not store.is_seen(record.sender, record.message_id)
+    assert store.count_inbound() == 0
+
+
+def test_inbound_duplicates_are_integrity_errors(store: Store) -> None:
+    record = inbound()
+    store.accept_inbound(record)
+    before = counts(store)
+    with pytest.raises(sqlite3.IntegrityError):
+        store.accept_inbound(record)  # the same envelope
+    with pytest.raises(sqlite3.IntegrityError):
+        store.accept_inbound(inbound(record.sender, record.message_id))  # same id, new bytes
+    assert counts(store) == before
+    # The same message id from another sender is another message.
+    store.accept_inbound(inbound("KE:ODPP", record.message_id))
+    assert store.count_inbound() == 2
+
+
+def test_outbound_duplicates_are_integrity_errors(store: Store) -> None:
+    record = outbound()
+    store.queue_outbound(record, 10.0)
+    before = counts(store)
+    with pytest.raises(sqlite3.IntegrityError):
+        store.queue_outbound(record, 10.0)
+    with pytest.raises(sqlite3.IntegrityError):
+        store.queue_outbound(outbound(message_id=record.message_id), 10.0)
+    assert counts(store) == before
+
+
+def test_outbox_lifecycle_retry_then_delivery(store: Store) -> None:
+    record = outbound()
+    store.queue_outbound(record, 100.0)
+    assert store.pending_count() == 1
+    assert store.next_due() == 100.0
+    assert store.due(99.0, 10) == []
+    assert store.due(100.0, 10) == [record]
+
+    store.record_retry(record.envelope_hash, "transport.unreachable", 160.0)
+    retrying = store.outbound_by_id(record.message_id)
+    assert (retrying.state, retrying.attempts, retrying.last_error) == (
+        "retrying", 1, "transport.unreachable")
+    assert store.due(150.0, 10) == []
+    assert store.next_due() == 160.0
+    store.record_retry(record.envelope_hash, "transport.tls_pin_mismatch", 200.0)
+    assert store.outbound_by_id(record.message_id).attempts == 2
+
+    store.record_delivery(record.envelope_hash, b"signed receipt", "accepted", "", 210)
+    done = store.outbound_by_id(record.message_id)
+    assert (done.state, done.attempts, done.last_error, done.delivered_at, done.receipt) == (
+        "delivered", 3, "", 210, b"signed receipt")
+    assert done.envelope == record.envelope
+    assert store.pending_count() == 0
+    assert store.next_due() is None
+    assert store.due(10_000.0, 10) == []
+    assert store.outbound_states() == {"delivered": 1}
+    # A delivered envelope's receipt is filed as received, never as issued by us.
+    assert store.receipt_for_inbound(record.envelope_hash) is None
+
+
+def test_outbox_lifecycle_refusal_and_failure(store: Store) -> None:
+    refused, failed = outbound(), outbound("KE:ODPP")
+    store.queue_outbound(refused, 1.0)
+    store.queue_outbound(failed, 2.0)
+    assert [r.message_id for r in store.due(5.0, 10)] == [refused.message_id, failed.message_id]
+    assert [r.message_id for r in store.due(5.0, 1)] == [refused.message_id]
+
+    store.record_delivery(refused.envelope_hash, b"signed refusal", "rejected",
+                          "envelope.key_revoked", 3)
+    closed = store.outbound_by_id(refused.message_id)
+    assert (closed.state, closed.last_error, closed.receipt) == (
+        "refused", "envelope.key_revoked", b"signed refusal")
+
+    store.record_retry(failed.envelope_hash, "transport.unreachable", 4.0)
+    store.record_failure(failed.envelope_hash, "envelope.expired")
+    gone = store.outbound_by_id(failed.message_id)
+    assert (gone.state, gone.last_error, gone.attempts, gone.receipt) == (
+        "failed", "envelope.expired", 1, None)
+    assert store.pending_count() == 0
+    assert store.outbound_states() == {"refused": 1, "failed": 1}
+    assert [r.message_id for r in store.outbound()] == [refused.message_id, failed.message_id]
+
+
+def test_outbox_rows_need_their_message(store: Store) -> None:
+    with pytest.raises(sqlite3.IntegrityError):
+        store.db["outbox"].insert({"envelope_hash": "a" * 64, "recipient": "BR:MJSP",
+                                   "next_attempt": 0.0})
+
+
+def test_unknown_ids_are_not_found(store: Store) -> None:
+    with pytest.raises(StoreNotFound) as inbound_error:
+        store.inbound_by_id("0" * 32)
+    with pytest.raises(StoreNotFound) as outbound_error:
+        store.outbound_by_id("0" * 32)
+    assert inbound_error.value.code == outbound_error.value.code == "store.not_found"
+
+
+def test_directory_serials(store: Store) -> None:
+    assert store.latest_directory() is None
+    store.adopt_directory(1, "a" * 64, b"one", 10)
+    store.adopt_directory(3, "c" * 64, b"three", 30)
+    store.adopt_directory(2, "b" * 64, b"two", 40)
+    assert store.latest_directory() == (3, "c" * 64, b"three")
+    with pytest.raises(sqlite3.IntegrityError):
+        store.adopt_directory(3, "d" * 64, b"other three", 50)

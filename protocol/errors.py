@@ -11,6 +11,7 @@ the sentence shown to people; ``hint`` says what to do about it.
     ├── ReceiptError             receipt.*    a receipt that does not prove what it should
     ├── KeyMaterialError         key.*, keystore.*, prekey.*
     ├── DirectoryError           directory.*  the signed authority directory
+    ├── LogError                 log.*        the audit log, checkpoints and proofs
     ├── TransportError           transport.*  HTTP between nodes
     ├── StoreError               store.*      the node's database
     ├── ConfigError              config.*     the node's TOML configuration
@@ -32,6 +33,7 @@ __all__ = [
     "EncodingError",
     "EnvelopeError",
     "KeyMaterialError",
+    "LogError",
     "ReceiptError",
     "RogatoryError",
     "StoreError",
@@ -384,6 +386,51 @@ class TransportPinMismatch(TransportError):
     """The peer's TLS certificate does not match the fingerprint pinned in the directory."""
 
     code = "transport.tls_pin_mismatch"
+
+
+class LogError(RogatoryError):
+    """The audit log, a checkpoint or a proof does not show what it should."""
+
+    code = "log.invalid"
+
+
+class LogMalformed(LogError):
+    """A checkpoint, signed note, proof or log entry could not be parsed."""
+
+    code = "log.malformed"
+
+
+class LogProofInvalid(LogError):
+    """An inclusion or consistency proof does not verify against the checkpoint."""
+
+    code = "log.proof_invalid"
+    hint = "The log may have been altered; keep the evidence and raise it with the node's operator."
+
+
+class LogSignatureInvalid(LogError):
+    """A checkpoint or cosignature carries no valid signature by the expected key."""
+
+    code = "log.signature_invalid"
+
+
+class LogRollback(LogError):
+    """A checkpoint is smaller than one already seen from the same log."""
+
+    code = "log.rollback"
+    hint = "A log never shrinks; this node showed an older or different history."
+
+
+class LogFork(LogError):
+    """Two checkpoints of one log cannot both be true: the log was forked or rewritten."""
+
+    code = "log.fork"
+    hint = "Keep both checkpoints: together they prove the log's operator rewrote its history."
+
+
+class LogEntryMismatch(LogError):
+    """A log entry does not match the message, receipt or leaf it should record."""
+
+    code = "log.entry_mismatch"
 
 
 class StoreError(RogatoryError):

@@ -33,12 +33,15 @@ from keys.directory import (
 )
 from keys.identity import decode_public
 from keys.keystore import KeyStore, SecretariatKey
+from node.audit_bundle import verify_bundle
 from node.client import LocalClient
 from node.config import load_config
 from node.provision import initialise_node, refresh_record
 from protocol.errors import (
     ConfigError,
     KeystorePassphraseMissing,
+    LogAlarm,
+    LogInvalid,
     RogatoryError,
 )
 from protocol.kinds import Kind, Priority
@@ -47,6 +50,7 @@ from protocol.suites import Suite
 __all__ = ["main"]
 
 PASSPHRASE_ENV = "ROGATORY_PASSPHRASE"
+
 SECRETARIAT_PASSPHRASE_ENV = "ROGATORY_SECRETARIAT_PASSPHRASE"
 
 
@@ -278,6 +282,33 @@ def cmd_status(args: argparse.Namespace) -> None:
     print(json.dumps(_client(args).status(), indent=2))
 
 
+def cmd_audit_alarms(args: argparse.Namespace) -> None:
+    alarms = _client(args).alarms()
+    if not alarms:
+        print("no alarms")
+        return
+    for alarm in alarms:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(alarm["at"]))
+        print(f"#{alarm['id']}  {when} UTC  {alarm['code']:22} log of {alarm['authority']} "
+              f"({alarm['source']})\n    {alarm['detail']}")
+    raise LogAlarm(f"{len(alarms)} alarm(s) raised by the witness; they are never cleared")
+
+
+def cmd_audit_export(args: argparse.Namespace) -> None:
+    data = _client(args).audit_bundle()
+    Path(args.out).write_bytes(data)
+    print(f"audit bundle written to {args.out} ({len(data)} bytes); check it with "
+          f"`rogatory audit verify {args.out}`")
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> None:
+    keys, threshold = _pins(args)
+    report = verify_bundle(_read_file(args.bundle), keys, threshold)
+    sys.stdout.write(report.text())
+    if not report.ok:
+        raise LogInvalid(f"{len(report.problems)} problem(s) in {args.bundle}")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     script = Path(__file__).resolve().parent.parent / "examples" / "three_authorities.py"
     if not script.exists():
@@ -371,6 +402,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=int, default=1)
     p = command("show", cmd_directory_show, "list the records", dsub, home=False)
     p.add_argument("--file", required=True)
+
+    audit = sub.add_parser("audit", help="the tamper-evident log").add_subparsers(
+        dest="sub", required=True)
+    command("alarms", cmd_audit_alarms, "alarms raised while witnessing peers' logs",
+            parent=audit)
+    p = command("export", cmd_audit_export, "write an audit bundle of this node", parent=audit)
+    p.add_argument("--out", required=True)
+    p = command("verify", cmd_audit_verify, "check an audit bundle offline", parent=audit,
+                home=False)
+    p.add_argument("bundle")
+    p.add_argument("--home", help="use this node's pinned secretariat keys and threshold")
+    p.add_argument("--secretariat", action="append", default=[])
+    p.add_argument("--threshold", type=int, default=1)
 
     p = command("demo", cmd_demo, "three authorities exchanging on loopback", home=False)
     p.add_argument("--keep", help="keep the node folders here")

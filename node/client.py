@@ -26,14 +26,15 @@ class LocalClient:
         self.timeout = timeout
 
     def call(self, method: str, path: str, body: bytes | None = None,
-             content_type: str = "application/json") -> Any:
+             content_type: str = "application/json", raw: bool = False) -> Any:
         request = urllib.request.Request(self.base + path, data=body, method=method)
         request.add_header("Authorization", f"Bearer {self.token}")
         if body is not None:
             request.add_header("Content-Type", content_type)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return json.loads(response.read())
+                answer = response.read()
+                return answer if raw else json.loads(answer)
         except urllib.error.HTTPError as exc:
             try:
                 error = json.loads(exc.read())["error"]
@@ -64,3 +65,9 @@ class LocalClient:
     def adopt_directory(self, file: bytes) -> dict[str, Any]:
         result: dict[str, Any] = self.call("POST", "/directory", file, "application/json")
         return result
+
+    def alarms(self) -> list[dict[str, Any]]:
+        return list(self.call("GET", "/audit/alarms")["alarms"])
+
+    def audit_bundle(self) -> bytes:
+        return bytes(self.call("GET", "/audit/bundle", raw=True))

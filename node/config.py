@@ -27,6 +27,9 @@ Example (what ``rogatory init`` writes)::
     retry_base = 0.5
     retry_max = 300.0
 
+    [audit]
+    witness_interval = 60.0      # seconds between rounds of fetching and cosigning peers' logs
+
     [secrets]
     passphrase_env = "ROGATORY_PASSPHRASE"
     api_token_env = "ROGATORY_API_TOKEN"
@@ -67,6 +70,7 @@ class NodeConfig:
     envelope_lifetime: int = 7 * 24 * 3600
     retry_base: float = 0.5
     retry_max: float = 300.0
+    witness_interval: float = 60.0
     passphrase_env: str = "ROGATORY_PASSPHRASE"
     api_token_env: str = "ROGATORY_API_TOKEN"
 
@@ -141,6 +145,7 @@ def load_config(home: Path) -> NodeConfig:
     directory = _section(data, "directory")
     delivery = _section(data, "delivery")
     secrets = _section(data, "secrets")
+    audit = _section(data, "audit")
     defaults = NodeConfig(home=home, authority="")
     secretariat = directory.get("secretariat", [])
     if not isinstance(secretariat, list) or not all(isinstance(s, str) for s in secretariat):
@@ -163,6 +168,8 @@ def load_config(home: Path) -> NodeConfig:
                                  defaults.envelope_lifetime),
         retry_base=_typed(delivery, "retry_base", float, defaults.retry_base),
         retry_max=_typed(delivery, "retry_max", float, defaults.retry_max),
+        witness_interval=_typed(audit, "witness_interval", float,
+                                defaults.witness_interval),
         passphrase_env=_typed(secrets, "passphrase_env", str, defaults.passphrase_env),
         api_token_env=_typed(secrets, "api_token_env", str, defaults.api_token_env),
     )
@@ -213,6 +220,7 @@ def render_config(config: NodeConfig) -> str:
             "retry_base": config.retry_base,
             "retry_max": config.retry_max,
         },
+        "audit": {"witness_interval": config.witness_interval},
         "secrets": {
             "passphrase_env": config.passphrase_env,
             "api_token_env": config.api_token_env,

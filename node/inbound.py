@@ -17,13 +17,14 @@ from keys.directory import Directory
 from keys.keystore import KeyStore
 from node.archive import ArchiveKey
 from node.store import InboundRecord, Store
-from protocol.envelope import envelope_hash, open_envelope, parse_envelope
+from protocol.envelope import OpenedEnvelope, envelope_hash, open_envelope, parse_envelope
 from protocol.errors import (
     EnvelopeError,
     EnvelopeReplayed,
     RogatoryError,
     TransportBodyTooLarge,
 )
+from protocol.log_entry import EntryType, encode_entry, log_origin, received_entry
 from protocol.receipt import Receipt, ReceiptStatus, sign_receipt
 from protocol.suites import Suite
 
@@ -94,7 +95,8 @@ class InboundDesk:
         return max((p.suite for p in current), key=lambda suite: suite.strength)
 
     def _sign(self, status: ReceiptStatus, *, envelope: str, message_id: str, sender: str,
-              received: int, code: str = "", detail: str = "") -> Receipt:
+              received: int, code: str = "", detail: str = "",
+              log_index: int | None = None) -> Receipt:
         return sign_receipt(
             status=status,
             envelope_hash=envelope,
@@ -106,6 +108,7 @@ class InboundDesk:
             receiver_seed=self.keystore.identity.seed,
             code=code,
             detail=detail,
+            log_index=log_index,
         )
 
     def reject(self, error: RogatoryError, data: bytes | None) -> Outcome:
@@ -151,8 +154,39 @@ class InboundDesk:
             log.exception("unexpected failure opening envelope %s", digest)
             return self.reject(EnvelopeError("the envelope could not be processed"), data)
         header = opened.header
-        receipt = self._sign(ReceiptStatus.ACCEPTED, envelope=digest, message_id=header.id,
-                             sender=header.sender, received=now)
+        try:
+            with self.store.transaction():
+                receipt = self._commit(opened, digest, now)
+        except sqlite3.IntegrityError:
+            # Another request committed the same envelope, or the same id, first.
+            stored = self.store.receipt_for_inbound(digest)
+            if stored is not None:
+                return Outcome(200, stored, True, duplicate=True)
+            return self.reject(EnvelopeReplayed(f"message id {header.id}"), data)
+        log.info("accepted %s %s from %s", header.kind.value, header.id, header.sender)
+        return Outcome(200, receipt, True)
+
+    def _commit(self, opened: OpenedEnvelope, digest: str, now: int) -> bytes:
+        """Log the envelope, sign the receipt with its inclusion proof, store all of it.
+
+        Runs inside one transaction: if anything fails, neither the message, nor its log
+        entries, nor the receipt exist, and nothing has been sent.
+        """
+        header = opened.header
+        identity = self.keystore.identity
+        signed = self._sign(ReceiptStatus.ACCEPTED, envelope=digest, message_id=header.id,
+                            sender=header.sender, received=now,
+                            log_index=self.store.audit.size())
+        index = self.store.audit.append(EntryType.ENVELOPE_RECEIVED.value,
+                                        received_entry(signed), now)
+        assert index == signed.log_index
+        proof = self.store.audit.proof(index, log_origin(self.authority), identity.seed, now)
+        receipt = signed.with_proof(proof.encode())
+        self.store.audit.append(EntryType.RECEIPT_ISSUED.value, encode_entry(
+            EntryType.RECEIPT_ISSUED,
+            {"envelope": digest, "id": header.id, "from": header.sender, "to": self.authority,
+             "receipt": receipt.digest, "at": now},
+        ), now)
         record = InboundRecord(
             envelope_hash=digest,
             message_id=header.id,
@@ -169,13 +203,5 @@ class InboundDesk:
             receipt=receipt.data,
             opened_at=None,
         )
-        try:
-            self.store.accept_inbound(record)
-        except sqlite3.IntegrityError:
-            # Another request committed the same envelope, or the same id, first.
-            stored = self.store.receipt_for_inbound(digest)
-            if stored is not None:
-                return Outcome(200, stored, True, duplicate=True)
-            return self.reject(EnvelopeReplayed(f"message id {header.id}"), data)
-        log.info("accepted %s %s from %s", header.kind.value, header.id, header.sender)
-        return Outcome(200, receipt.data, True)
+        self.store.accept_inbound(record)
+        return receipt.data

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hmac
 import json
 import logging
@@ -180,7 +181,19 @@ def local_application(node: Node, token: str) -> web.Application:
         adopted = await node.adopt_directory(await request.read())
         return web.json_response({"serial": adopted.serial, "digest": adopted.digest})
 
+    async def alarms(request: web.Request) -> web.Response:
+        return web.json_response({"alarms": [dataclasses.asdict(a) for a in await node.alarms()]})
+
+    async def checkpoint(request: web.Request) -> web.Response:
+        return web.Response(body=await node.checkpoint(), content_type="text/plain")
+
+    async def bundle(request: web.Request) -> web.Response:
+        return web.Response(body=await node.export_bundle(), content_type="application/json")
+
     app = web.Application(middlewares=[authenticate])
+    app.router.add_get("/api/v1/audit/bundle", bundle)
+    app.router.add_get("/api/v1/audit/alarms", alarms)
+    app.router.add_get("/api/v1/audit/checkpoint", checkpoint)
     app.router.add_get("/api/v1/status", status)
     app.router.add_post("/api/v1/messages", send)
     app.router.add_get("/api/v1/messages", messages)

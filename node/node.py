@@ -22,15 +22,20 @@ from aiohttp import web
 from keys.directory import Directory, check_adoption, verify_directory
 from keys.keystore import KeyStore
 from node.archive import ArchiveKey
+from node.audit_bundle import encode_bundle
 from node.config import NodeConfig, load_config
 from node.inbound import InboundDesk, Outcome
 from node.local_api import b64, inbound_json, local_application, outbound_json
-from node.outbound import DeliveryWorker, Draft, compose
+from node.log_api import log_routes
+from node.outbound import DeliveryWorker, Draft, compose, sent_entry
 from node.peer_api import peer_application
 from node.store import OutboundRecord, Store
 from node.tls import server_context
+from node.witness import Alarm, Witness, WitnessStore
+from protocol.checkpoint import Checkpoint, parse_tlog_proof
 from protocol.envelope import parse_package
-from protocol.errors import ConfigError, StoreNotFound
+from protocol.errors import ConfigError, RogatoryError, StoreNotFound
+from protocol.log_entry import EntryType, encode_entry, log_origin, parse_entry
 
 __all__ = ["Node", "read_api_token"]
 
@@ -65,6 +70,7 @@ class Node:
         self.archive = ArchiveKey(keystore.storage_key)
         try:
             self._directory = self._load_directory()
+            self._log_keys()
         except BaseException:
             self.store.close()
             self._executor.shutdown()
@@ -78,6 +84,13 @@ class Node:
             directory=lambda: self._directory, clock=clock,
             retry_base=config.retry_base, retry_max=config.retry_max,
         )
+        self.witness = Witness(
+            authority=self.authority, seed=lambda: self.keystore.identity.seed,
+            store=WitnessStore(self.store.db), db=self.call,
+            directory=lambda: self._directory, clock=clock,
+            interval=config.witness_interval,
+        )
+        self.worker.on_checkpoint = self._witness_receipt
         self._runners: list[web.AppRunner] = []
         self.peer_port = 0
         self.api_port = 0
@@ -109,8 +122,12 @@ class Node:
         check_adoption(None if latest is None else (latest[0], latest[1]), directory)
         if latest is not None and latest[0] == directory.serial:
             return False
-        self.store.adopt_directory(directory.serial, directory.digest, directory.file,
-                                   int(self.clock()))
+        at = int(self.clock())
+        self.store.adopt_directory(directory.serial, directory.digest, directory.file, at, (
+            EntryType.DIRECTORY_ADOPTED.value,
+            encode_entry(EntryType.DIRECTORY_ADOPTED,
+                         {"serial": directory.serial, "digest": directory.digest, "at": at}),
+        ))
         mine = directory.records.get(self.authority)
         if mine is None or mine.identity_key != self.keystore.identity.public_raw:
             log.warning("directory %d does not carry this node's current identity key",
@@ -120,9 +137,27 @@ class Node:
         log.info("adopted directory serial %d (%s)", directory.serial, directory.digest[:16])
         return True
 
+    def _log_keys(self) -> None:
+        """Log the identity and private prekeys held, whenever they differ from the last entry."""
+        fields = {"identity": self.keystore.identity.key_id,
+                  "prekeys": sorted(p.id for p in self.keystore.prekeys)}
+        row = self.store.db.execute(
+            "SELECT entry FROM log_entries WHERE type = ? ORDER BY idx DESC LIMIT 1",
+            [EntryType.KEYS_ROTATED.value],
+        ).fetchone()
+        if row is not None:
+            _, last = parse_entry(bytes(row[0]))
+            if {k: last[k] for k in fields} == fields:
+                return
+        at = int(self.clock())
+        with self.store.transaction():
+            self.store.audit.append(EntryType.KEYS_ROTATED.value, encode_entry(
+                EntryType.KEYS_ROTATED, {**fields, "at": at}), at)
+
     def reload_keys(self) -> None:
         """Pick up prekeys rotated by ``rogatory keys rotate`` while this node was running."""
         self.keystore = KeyStore.open(self.config.keystore_path, self._passphrase)
+        self._log_keys()
         if hasattr(self, "inbound"):
             self.inbound.keystore = self.keystore
         log.info("reloaded the key store: %d private prekeys", len(self.keystore.prekeys))
@@ -171,18 +206,22 @@ class Node:
     async def start(self) -> None:
         if not self.config.tls:
             log.warning("%s: peer endpoint is plain HTTP; use only for debugging", self.authority)
+        routes = log_routes(checkpoint=self.checkpoint, consistency=self._consistency,
+                            inclusion=self._inclusion, witness_view=self._witness_view)
         peer = peer_application(accept=self._accept, too_large=self._too_large,
-                                max_body=self.config.max_body)
+                                max_body=self.config.max_body, routes=routes)
         self.peer_port = await self._site(peer, self.config.peer_host, self.config.peer_port,
                                           self.config.tls)
         local = local_application(self, self._api_token)
         self.api_port = await self._site(local, self.config.api_host, self.config.api_port,
                                          False)
         await self.worker.start()
+        await self.witness.start()
         log.info("%s listening for peers on %s:%d, local API on %s:%d", self.authority,
                  self.config.peer_host, self.peer_port, self.config.api_host, self.api_port)
 
     async def stop(self) -> None:
+        await self.witness.stop()
         await self.worker.stop()
         for runner in reversed(self._runners):
             await runner.cleanup()
@@ -196,6 +235,57 @@ class Node:
     async def _too_large(self) -> Outcome:
         return await self.call(self.inbound.too_large, self.config.max_body)
 
+    # --- the audit log and witnessing -----------------------------------------------------
+
+    def _sign_checkpoint(self) -> bytes:
+        with self.store.transaction():
+            return self.store.audit.sign(log_origin(self.authority),
+                                         self.keystore.identity.seed, int(self.clock()))
+
+    async def checkpoint(self) -> bytes:
+        """A signed checkpoint of this node's log as it is now."""
+        return await self.call(self._sign_checkpoint)
+
+    async def _consistency(self, old: int, new: int) -> list[bytes]:
+        return await self.call(self.store.audit.consistency, old, new)
+
+    async def _inclusion(self, index: int, size: int) -> list[bytes]:
+        return await self.call(self.store.audit.inclusion, index, size)
+
+    async def _witness_view(self, authority: str) -> bytes | None:
+        view = await self.call(self.witness.store.view, authority)
+        return None if view is None else view[2]
+
+    async def _witness_receipt(self, peer: str, checkpoint: Checkpoint, proof: bytes) -> None:
+        """After each exchange: the checkpoint in a verified receipt is checked like any other."""
+        await self.witness.observe(peer, parse_tlog_proof(proof).checkpoint,
+                                   source=f"receipt from {peer}")
+
+    async def export_bundle(self) -> bytes:
+        """Everything an auditor needs, with the cosigned views peers hold of this log."""
+        note = await self.checkpoint()
+
+        def gather() -> tuple[list[bytes], list[bytes], list[bytes], list[bytes]]:
+            return (self.store.directory_files(), self.store.audit.entries(),
+                    self.store.receipts("issued"), self.store.receipts("received"))
+
+        directories, entries, issued, received = await self.call(gather)
+        witnessed = []
+        for peer in self._directory.records:
+            if peer != self.authority:
+                try:
+                    witnessed.append(await self.witness.fetch_view(peer, self.authority))
+                except RogatoryError as exc:
+                    log.info("no witnessed checkpoint from %s (%s)", peer, exc.code)
+        return encode_bundle(
+            authority=self.authority, directories=directories,
+            entries=entries, checkpoint=note, witnessed=witnessed, receipts_issued=issued,
+            receipts_received=received,
+        )
+
+    async def alarms(self) -> list[Alarm]:
+        return await self.call(self.witness.store.alarms)
+
     # --- what the local API offers --------------------------------------------------------
 
     async def submit(self, draft: Draft) -> OutboundRecord:
@@ -203,7 +293,8 @@ class Node:
         record = compose(draft, authority=self.authority, keystore=self.keystore,
                          directory=self._directory, archive=self.archive,
                          now=int(self.clock()))
-        await self.call(self.store.queue_outbound, record, self.clock())
+        await self.call(self.store.queue_outbound, record, self.clock(),
+                        sent_entry(record, self.authority, int(self.clock())))
         self.worker.wake()
         return record
 

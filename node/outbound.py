@@ -23,12 +23,14 @@ import aiohttp
 from keys.directory import Directory
 from keys.keystore import KeyStore
 from node.archive import ArchiveKey
-from node.store import OutboundRecord, Store
+from node.store import LogEntry, OutboundRecord, Store
 from node.tls import client_pin
+from protocol.checkpoint import Checkpoint
 from protocol.envelope import MAX_LIFETIME, seal
 from protocol.errors import (
     ApiBadRequest,
     EnvelopeLifetimeInvalid,
+    LogError,
     RogatoryError,
     TransportBadResponse,
     TransportPinMismatch,
@@ -36,6 +38,7 @@ from protocol.errors import (
 )
 from protocol.header import EnvelopeHeader
 from protocol.kinds import Kind, Priority
+from protocol.log_entry import EntryType, encode_entry, verify_receipt_proof
 from protocol.receipt import Receipt, parse_receipt
 
 __all__ = ["DeliveryWorker", "Draft", "compose", "is_transient"]
@@ -44,6 +47,8 @@ log = logging.getLogger("rogatory.delivery")
 
 T = TypeVar("T")
 StoreCall = Callable[..., Awaitable[Any]]
+CheckpointHook = Callable[[str, Checkpoint, bytes], Awaitable[None]]
+"""Called with (peer, checkpoint, tlog-proof) for every verified acceptance: witnessing."""
 
 ENVELOPE_MEDIA_TYPE = "application/vnd.rogatory.envelope"
 RECEIPT_MEDIA_TYPE = "application/vnd.rogatory.receipt"
@@ -70,6 +75,24 @@ class Draft:
     in_reply_to: str = ""
     priority: Priority = Priority.NORMAL
     lifetime: int = 7 * 24 * 3600
+
+
+def sent_entry(record: OutboundRecord, sender: str, at: int) -> LogEntry:
+    return EntryType.ENVELOPE_SENT.value, encode_entry(EntryType.ENVELOPE_SENT, {
+        "envelope": record.envelope_hash, "id": record.message_id, "from": sender,
+        "to": record.recipient, "kind": record.kind, "created": record.created,
+        "expires": record.expires, "at": at,
+    })
+
+
+def receipt_received_entry(record: OutboundRecord, sender: str, receipt: Receipt,
+                           at: int) -> LogEntry:
+    """What the sender logs about the verified receipt that closed one of its envelopes."""
+    return EntryType.RECEIPT_RECEIVED.value, encode_entry(EntryType.RECEIPT_RECEIVED, {
+        "envelope": record.envelope_hash, "id": record.message_id, "from": sender,
+        "to": record.recipient, "receipt": receipt.digest, "status": receipt.status.value,
+        "code": receipt.code, "at": at,
+    })
 
 
 def compose(draft: Draft, *, authority: str, keystore: KeyStore, directory: Directory,
@@ -146,6 +169,7 @@ class DeliveryWorker:
         self._session: aiohttp.ClientSession | None = None
         self._in_flight: set[str] = set()
         self._attempts: set[asyncio.Task[None]] = set()
+        self.on_checkpoint: CheckpointHook | None = None
 
     def wake(self) -> None:
         """Called after something is queued, so it leaves now rather than at the next poll."""
@@ -227,8 +251,10 @@ class DeliveryWorker:
             await self.db(self.store.record_retry, record.envelope_hash, receipt.code,
                           self.clock() + self.backoff(record.attempts))
             return
+        at = int(self.clock())
         await self.db(self.store.record_delivery, record.envelope_hash, receipt.data,
-                      receipt.status.value, receipt.code, int(self.clock()))
+                      receipt.status.value, receipt.code, at,
+                      receipt_received_entry(record, self.authority, receipt, at))
         if receipt.accepted:
             log.info("delivered %s to %s", record.message_id, record.recipient)
         else:
@@ -269,6 +295,13 @@ class DeliveryWorker:
                 # A refusal of a body never read in full cannot name it; it must still be
                 # signed by the authority we called.
                 raise TransportBadResponse("a refusal signed by another authority")
+            if receipt.accepted:
+                checkpoint = verify_receipt_proof(
+                    receipt, directory.receiver_key(record.recipient, receipt.receiver_key))
+                if self.on_checkpoint is not None:
+                    await self.on_checkpoint(record.recipient, checkpoint, receipt.proof)
+        except LogError:
+            raise
         except TransportBadResponse:
             raise
         except RogatoryError as exc:

@@ -47,6 +47,7 @@ def peer_application(
     accept: Callable[[bytes], Awaitable[Outcome]],
     too_large: Callable[[], Awaitable[Outcome]],
     max_body: int,
+    routes: list[web.RouteDef] | None = None,
 ) -> web.Application:
     async def post_envelope(request: web.Request) -> web.Response:
         body = await _read_limited(request, max_body)
@@ -64,4 +65,5 @@ def peer_application(
     app = web.Application(client_max_size=max_body + 1)
     app.router.add_post("/v1/envelopes", post_envelope)
     app.router.add_get("/v1/health", health)
+    app.router.add_routes(routes or [])
     return app

@@ -20,9 +20,13 @@ from typing import Any
 
 import sqlite_utils
 
+from node.audit_log import AuditLog
 from protocol.errors import StoreNotFound
 
-__all__ = ["InboundRecord", "OutboundRecord", "Store"]
+__all__ = ["InboundRecord", "LogEntry", "OutboundRecord", "Store"]
+
+LogEntry = tuple[str, bytes]
+"""An audit log entry to append in the same transaction: (entry type, canonical bytes)."""
 
 SCHEMA_VERSION = 1
 
@@ -76,6 +80,7 @@ class Store:
         for pragma in ("synchronous=FULL", "foreign_keys=ON", "busy_timeout=5000"):
             self.db.execute(f"PRAGMA {pragma}")
         self._create_schema()
+        self.audit = AuditLog(self.db)
 
     def close(self) -> None:
         self.db.conn.close()
@@ -164,8 +169,18 @@ class Store:
             db.table("meta").upsert({"key": "schema", "value": str(SCHEMA_VERSION)}, pk="key")
 
     def _transaction(self) -> AbstractContextManager[sqlite_utils.Database]:
-        """All of it or none of it: sqlite-utils' atomic() (BEGIN … COMMIT / ROLLBACK)."""
+        """All of it or none of it: sqlite-utils' atomic() (BEGIN … COMMIT / ROLLBACK).
+
+        Nested use becomes a savepoint, so a caller can wrap several store calls and the log
+        appends that record them in one commit.
+        """
         return self.db.atomic()
+
+    transaction = _transaction
+
+    def _log(self, entries: Iterator[LogEntry] | tuple[LogEntry, ...], at: int) -> None:
+        for entry_type, entry in entries:
+            self.audit.append(entry_type, entry, at)
 
     # --- inbound --------------------------------------------------------------------------
 
@@ -251,9 +266,11 @@ class Store:
 
     # --- outbound -------------------------------------------------------------------------
 
-    def queue_outbound(self, record: OutboundRecord, next_attempt: float) -> None:
+    def queue_outbound(self, record: OutboundRecord, next_attempt: float,
+                       *log: LogEntry) -> None:
         """Journal first, deliver after: the envelope is durable before any attempt is made."""
         with self._transaction():
+            self._log(log, record.created)
             self.db.table("messages_out").insert(
                 {k: v for k, v in record.__dict__.items() if k != "receipt"}
             )
@@ -282,10 +299,11 @@ class Store:
         return int(self.db.execute("SELECT count(*) FROM outbox").fetchone()[0])
 
     def record_delivery(self, envelope_hash: str, receipt: bytes, status: str, code: str,
-                        at: int) -> None:
+                        at: int, *log: LogEntry) -> None:
         """Close an outbox entry with the peer's verified receipt (acceptance or refusal)."""
         state = "delivered" if status == "accepted" else "refused"
         with self._transaction():
+            self._log(log, at)
             self.db.execute(
                 "UPDATE messages_out SET state = ?, last_error = ?, delivered_at = ?, "
                 "attempts = attempts + 1 WHERE envelope_hash = ?",
@@ -364,8 +382,21 @@ class Store:
         ).fetchone()
         return (int(row[0]), str(row[1]), bytes(row[2])) if row else None
 
-    def adopt_directory(self, serial: int, digest: str, file: bytes, at: int) -> None:
+    def directory_files(self) -> list[bytes]:
+        rows = self.db.execute("SELECT file FROM directories ORDER BY serial").fetchall()
+        return [bytes(row[0]) for row in rows]
+
+    def receipts(self, direction: str) -> list[bytes]:
+        rows = self.db.execute(
+            "SELECT receipt FROM receipts WHERE direction = ? ORDER BY stored_at, rowid",
+            [direction],
+        ).fetchall()
+        return [bytes(row[0]) for row in rows]
+
+    def adopt_directory(self, serial: int, digest: str, file: bytes, at: int,
+                        *log: LogEntry) -> None:
         with self._transaction():
+            self._log(log, at)
             self.db.table("directories").insert(
                 {"serial": serial, "hash": digest, "adopted_at": at, "file": file}
             )

@@ -171,6 +171,9 @@ class Reader:
     def position(self) -> int:
         return self._pos
 
+    def remaining(self) -> int:
+        return len(self._data) - self._pos
+
 
 def require_fields(
     obj: Mapping[str, Any], names: Sequence[str], error: type[RogatoryError] = EncodingError

@@ -394,6 +394,12 @@ class LogError(RogatoryError):
     code = "log.invalid"
 
 
+class LogInvalid(LogError):
+    """An audit bundle or log does not verify."""
+
+    code = "log.verify_failed"
+
+
 class LogMalformed(LogError):
     """A checkpoint, signed note, proof or log entry could not be parsed."""
 
@@ -425,6 +431,13 @@ class LogFork(LogError):
 
     code = "log.fork"
     hint = "Keep both checkpoints: together they prove the log's operator rewrote its history."
+
+
+class LogAlarm(LogError):
+    """The witness has raised alarms about a peer's log."""
+
+    code = "log.alarm"
+    hint = "Each alarm keeps its evidence; raise it with the peer and the secretariat."
 
 
 class LogEntryMismatch(LogError):

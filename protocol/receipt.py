@@ -15,6 +15,7 @@ that could not even be read in full names the envelope as the empty string.
 from __future__ import annotations
 
 import enum
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +43,7 @@ MAGIC = b"RGTR"
 WIRE_VERSION = 1
 MAX_DETAIL = 256
 MAX_BODY = 4096
+MAX_PROOF = 16 * 1024
 ENVELOPE_HASH = re.compile(r"[0-9a-f]{64}")
 ERROR_CODE = re.compile(r"[a-z][a-z0-9_]{0,31}(\.[a-z][a-z0-9_]{0,31}){1,3}")
 RECEIPT_FIELDS = (
@@ -76,8 +78,27 @@ class Receipt:
     receiver_key: str
     received: int
     detail: str = ""
+    log_index: int | None = None
     data: bytes = b""
     body: bytes = b""
+    signature: bytes = b""
+    proof: bytes = b""
+
+    @property
+    def signed(self) -> bytes:
+        """The receipt without the log proof that may follow it: what the signature covers."""
+        return MAGIC + bytes([WIRE_VERSION]) + frame(self.body) + self.signature
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the signed receipt; what audit log entries name."""
+        return hashlib.sha256(self.signed).hexdigest()
+
+    def with_proof(self, proof: bytes) -> Receipt:
+        """The same signed receipt followed by the receiver's log inclusion proof."""
+        if self.log_index is None:
+            raise ReceiptMalformed("only an acceptance with a log index carries a proof")
+        return parse_receipt(self.signed + frame(proof))
 
     @property
     def accepted(self) -> bool:
@@ -95,11 +116,11 @@ class Receipt:
             "key": self.receiver_key,
             "received": self.received,
             "detail": self.detail,
-        }
+        } | ({} if self.log_index is None else {"log_index": self.log_index})
 
     def verify(self, receiver_public: bytes) -> Receipt:
         """Check the signature with the receiver's key (looked up by ``receiver_key``)."""
-        if not verify(receiver_public, LABELS["receipt"], self.body, self.data[-SIGNATURE_LENGTH:]):
+        if not verify(receiver_public, LABELS["receipt"], self.body, self.signature):
             raise ReceiptSignatureInvalid(f"receipt from {self.receiver}")
         return self
 
@@ -161,6 +182,7 @@ def sign_receipt(
     receiver_seed: bytes,
     code: str = "",
     detail: str = "",
+    log_index: int | None = None,
 ) -> Receipt:
     """Build and sign a receipt; the result's ``data`` is what goes on the wire."""
     unsigned = Receipt(
@@ -173,6 +195,7 @@ def sign_receipt(
         receiver_key=receiver_key,
         received=received,
         detail=detail[:MAX_DETAIL],
+        log_index=log_index,
     )
     body_obj = unsigned.to_json()
     _well_formed(body_obj, signing=True)
@@ -190,7 +213,8 @@ def parse_receipt(data: bytes) -> Receipt:
     if reader.fixed(1)[0] != WIRE_VERSION:
         raise ReceiptMalformed("unsupported receipt version")
     body = reader.framed(limit=MAX_BODY)
-    reader.fixed(SIGNATURE_LENGTH)
+    signature = reader.fixed(SIGNATURE_LENGTH)
+    proof = reader.framed(limit=MAX_PROOF) if reader.remaining() else b""
     reader.end()
     try:
         obj = parse_canonical_json(body)
@@ -201,8 +225,16 @@ def parse_receipt(data: bytes) -> Receipt:
     version = obj.get("v")
     if type(version) is not int or version != WIRE_VERSION:  # `true == 1` in Python
         raise ReceiptMalformed(f"body version {version!r}")
-    require_fields(obj, RECEIPT_FIELDS, ReceiptMalformed)
+    with_index = "log_index" in obj
+    require_fields(obj, (*RECEIPT_FIELDS, "log_index") if with_index else RECEIPT_FIELDS,
+                   ReceiptMalformed)
     _well_formed(obj)
+    log_index = obj.get("log_index")
+    if with_index and (obj["status"] != "accepted" or type(log_index) is not int
+                       or not 0 <= log_index < 2**53):
+        raise ReceiptMalformed("log_index must be a non-negative integer, on acceptances only")
+    if proof and not with_index:
+        raise ReceiptMalformed("a log proof follows only an acceptance with a log index")
     return Receipt(
         status=ReceiptStatus(obj["status"]),
         code=obj["code"],
@@ -213,6 +245,9 @@ def parse_receipt(data: bytes) -> Receipt:
         receiver_key=obj["key"],
         received=obj["received"],
         detail=obj["detail"],
+        log_index=log_index,
         data=bytes(data),
         body=body,
+        signature=signature,
+        proof=proof,
     )

@@ -248,7 +248,7 @@ def test_parse_refuses_ill_formed_bodies(world: World, name: str, value: Any) ->
 
 def test_parse_refuses_missing_and_extra_fields(world: World) -> None:
     obj = accepted(world).to_json()
-    extra = canonical_json({**obj, "log_index": 3})
+    extra = canonical_json({**obj, "audit": 3})
     missing = canonical_json({k: v for k, v in obj.items() if k != "detail"})
     assert code_of(lambda: parse_receipt(resign(world, extra))) == "receipt.malformed"
     assert code_of(lambda: parse_receipt(resign(world, missing))) == "receipt.malformed"
@@ -325,3 +325,28 @@ def test_a_refusal_with_a_code_from_a_newer_peer_still_parses_and_verifies(world
     assert receipt.code == "envelope.some_future_check"
     assert code_of(lambda: parse_receipt(data.replace(b"some_future_check", b"Not-A-Code!!!!!"))) \
         == "receipt.malformed"
+
+
+def test_acceptance_with_log_index_and_proof_round_trips(world: World) -> None:
+    receipt = accepted(world, log_index=41)
+    assert receipt.log_index == 41 and receipt.proof == b""
+    proved = receipt.with_proof(b"c2sp.org/tlog-proof@v1\n...")
+    again = parse_receipt(proved.data).verify(world.bob.public)
+    assert again.proof == b"c2sp.org/tlog-proof@v1\n..." and again.log_index == 41
+    assert again.signed == receipt.data and again.digest == receipt.digest
+
+
+@pytest.mark.parametrize("index", [-1, True, "3", None])
+def test_log_index_must_be_a_small_natural_number(world: World, index: Any) -> None:
+    obj = {**accepted(world).to_json(), "log_index": index}
+    assert code_of(lambda: parse_receipt(resign(world, canonical_json(obj)))) \
+        == "receipt.malformed"
+
+
+def test_refusals_carry_neither_log_index_nor_proof(world: World) -> None:
+    refusal = accepted(world, status=ReceiptStatus.REJECTED, code="envelope.replayed")
+    obj = {**refusal.to_json(), "log_index": 1}
+    assert code_of(lambda: parse_receipt(resign(world, canonical_json(obj)))) \
+        == "receipt.malformed"
+    assert code_of(lambda: refusal.with_proof(b"x")) == "receipt.malformed"
+    assert code_of(lambda: parse_receipt(refusal.data + frame(b"proof"))) == "receipt.malformed"

@@ -1,0 +1,147 @@
+"""Audit log entries: what a node records about each thing it sent, received, receipted or adopted.
+
+An entry is canonical JSON, hashed as an RFC 9162 leaf. It holds hashes and metadata, never a
+payload, so a log can be handed to an auditor or a peer without disclosing case content. The
+entry for an accepted envelope is built only from fields the receipt also carries, so the sender
+can rebuild the exact leaf from the receipt and check the receiver's inclusion proof without
+asking for anything else.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from protocol import merkle
+from protocol.checkpoint import Checkpoint, open_checkpoint, parse_tlog_proof
+from protocol.encoding import canonical_json, parse_canonical_json
+from protocol.errors import EncodingError, LogMalformed, LogProofInvalid
+from protocol.header import AUTHORITY_ID, KEY_ID, MESSAGE_ID
+from protocol.receipt import Receipt
+
+__all__ = [
+    "ENTRY_FIELDS",
+    "EntryType",
+    "encode_entry",
+    "log_origin",
+    "parse_entry",
+    "received_entry",
+    "verify_receipt_proof",
+]
+
+ENTRY_VERSION = 1
+MAX_ENTRY = 4096
+_HASH = re.compile(r"[0-9a-f]{64}")
+_CODE = re.compile(r"[a-z0-9_.]{0,64}")
+_KINDS = re.compile(r"[a-z-]{1,40}")
+
+
+class EntryType(enum.Enum):
+    ENVELOPE_SENT = "envelope-sent"
+    ENVELOPE_RECEIVED = "envelope-received"
+    RECEIPT_ISSUED = "receipt-issued"
+    RECEIPT_RECEIVED = "receipt-received"
+    DIRECTORY_ADOPTED = "directory-adopted"
+    KEYS_ROTATED = "keys-rotated"
+
+
+def _time(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**53
+
+
+def _text(pattern: re.Pattern[str]) -> Any:
+    return lambda value: isinstance(value, str) and pattern.fullmatch(value) is not None
+
+
+def _key_ids(value: object) -> bool:
+    return (isinstance(value, list) and len(value) <= 256
+            and all(isinstance(v, str) and KEY_ID.fullmatch(v) for v in value))
+
+
+_ENVELOPE = {
+    "envelope": _text(_HASH),
+    "id": _text(MESSAGE_ID),
+    "from": _text(AUTHORITY_ID),
+    "to": _text(AUTHORITY_ID),
+}
+
+ENTRY_FIELDS: dict[EntryType, dict[str, Any]] = {
+    EntryType.ENVELOPE_SENT: {**_ENVELOPE, "kind": _text(_KINDS), "created": _time,
+                              "expires": _time, "at": _time},
+    EntryType.ENVELOPE_RECEIVED: {**_ENVELOPE, "received": _time},
+    EntryType.RECEIPT_ISSUED: {**_ENVELOPE, "receipt": _text(_HASH), "at": _time},
+    EntryType.RECEIPT_RECEIVED: {**_ENVELOPE, "receipt": _text(_HASH),
+                                 "status": _text(re.compile("accepted|rejected")),
+                                 "code": _text(_CODE), "at": _time},
+    EntryType.DIRECTORY_ADOPTED: {"serial": _time, "digest": _text(_HASH), "at": _time},
+    EntryType.KEYS_ROTATED: {"identity": _text(KEY_ID), "prekeys": _key_ids, "at": _time},
+}
+"""Every entry type and the exact fields it carries (besides ``v`` and ``type``), with checks."""
+
+
+def encode_entry(entry_type: EntryType, fields: Mapping[str, Any]) -> bytes:
+    """The canonical bytes of an entry; refuses a field set that ``parse_entry`` would refuse."""
+    body = {"v": ENTRY_VERSION, "type": entry_type.value, **fields}
+    data = canonical_json(body)
+    parse_entry(data)
+    return data
+
+
+def parse_entry(data: bytes) -> tuple[EntryType, dict[str, Any]]:
+    if len(data) > MAX_ENTRY:
+        raise LogMalformed(f"entry larger than {MAX_ENTRY} bytes")
+    try:
+        body = parse_canonical_json(data)
+    except EncodingError as exc:
+        raise LogMalformed(f"entry: {exc.message}") from exc
+    if not isinstance(body, dict) or body.get("v") != ENTRY_VERSION or body["v"] is True:
+        raise LogMalformed("entry is not a version 1 object")
+    try:
+        entry_type = EntryType(body.get("type"))
+    except ValueError:
+        raise LogMalformed(f"unknown entry type {body.get('type')!r}") from None
+    checks = ENTRY_FIELDS[entry_type]
+    fields = {k: v for k, v in body.items() if k not in ("v", "type")}
+    if set(fields) != set(checks):
+        raise LogMalformed(f"{entry_type.value} entry fields {sorted(fields)}")
+    for name, check in checks.items():
+        if not check(fields[name]):
+            raise LogMalformed(f"{entry_type.value} entry field {name!r} is malformed")
+    return entry_type, fields
+
+
+def received_entry(receipt: Receipt) -> bytes:
+    """The receiver's log entry for an accepted envelope, rebuilt from its receipt alone."""
+    return encode_entry(EntryType.ENVELOPE_RECEIVED, {
+        "envelope": receipt.envelope_hash,
+        "id": receipt.message_id,
+        "from": receipt.sender,
+        "to": receipt.receiver,
+        "received": receipt.received,
+    })
+
+
+def log_origin(authority: str) -> str:
+    """The name of an authority's log: its checkpoint origin and signed-note key name."""
+    return f"rogatory/log/{authority}"
+
+
+def verify_receipt_proof(receipt: Receipt, receiver_public: bytes) -> Checkpoint:
+    """Check that an acceptance is recorded in the receiver's log; return the checkpoint.
+
+    The leaf is rebuilt from the receipt, the checkpoint must be signed by the receiver's
+    identity key under its log's name, and the inclusion proof must lead from the leaf at the
+    receipt's ``log_index`` to the checkpoint's root.
+    """
+    if receipt.log_index is None or not receipt.proof:
+        raise LogProofInvalid(f"acceptance from {receipt.receiver} without a log proof")
+    proof = parse_tlog_proof(receipt.proof)
+    if proof.index != receipt.log_index:
+        raise LogProofInvalid(f"proof for index {proof.index}, receipt says {receipt.log_index}")
+    checkpoint, _ = open_checkpoint(proof.checkpoint, log_origin(receipt.receiver),
+                                    receiver_public)
+    merkle.verify_inclusion(merkle.leaf_hash(received_entry(receipt)), proof.index,
+                            checkpoint.size, proof.hashes, checkpoint.root)
+    return checkpoint

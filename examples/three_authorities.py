@@ -5,8 +5,9 @@ France's Ministry of Justice (FR:MJ) asks Brazil's Ministry of Justice and Publi
 Director of Public Prosecutions (KE:ODPP) spontaneously transmits information to France under
 use restrictions, and France accepts them. Every envelope travels node to node over pinned
 TLS, sealed with hybrid post-quantum HPKE and signed; every delivery is answered by a signed
-receipt that the sender verifies against the secretariat-signed directory. Then a replayed and
-a tampered envelope show what a receiving node does with them.
+receipt, with a proof that the receiver logged it, which the sender verifies against the
+secretariat-signed directory. Then a replayed and a tampered envelope show what a receiving node
+does with them, and France's audit log is exported and verified offline, witnessed by its peers.
 
 Run it with ``rogatory demo`` (or ``python examples/three_authorities.py``).
 """
@@ -24,6 +25,7 @@ from pathlib import Path
 import aiohttp
 
 from keys.directory import Directory
+from node.audit_bundle import verify_bundle
 from node.federation import Federation, Member
 from node.node import Node
 from node.outbound import ENVELOPE_MEDIA_TYPE, Draft
@@ -92,6 +94,8 @@ async def send(node: Node, draft: Draft, label: str) -> OutboundRecord:
     say(f"    receipt: {receipt.status.value} by {receipt.receiver} at "
         f"{time.strftime('%H:%M:%S', time.gmtime(receipt.received))} UTC, "
         f"signature verified against key {receipt.receiver_key}")
+    say(f"    logged by {receipt.receiver} at index {receipt.log_index}; inclusion proof "
+        "verified against its signed checkpoint")
     return record
 
 
@@ -182,6 +186,22 @@ async def scenario(root: Path) -> None:
         refused = await post_raw(fr, br, bytes(tampered))
         say(f"    one bit flipped: {refused.status.value}, code {refused.code}, signed by "
             f"{refused.receiver}")
+        say()
+
+        say("5. Audit: every node logs what it sent, received and receipted")
+        for node in nodes.values():
+            await node.witness.round()  # each node checks and cosigns the others' logs
+        bundle = await fr.export_bundle()
+        config = fr.config
+        report = verify_bundle(bundle, config.secretariat_keys, config.threshold)
+        say(f"    FR:MJ's audit bundle ({len(bundle)} bytes) checked offline with only the "
+            "secretariat keys:")
+        for line in report.text().splitlines():
+            if line.startswith(("Log entries", "Checkpoint", "Witness", "Receipts issued",
+                                "  20", "VERIFIED", "FAILED", "PROBLEM")):
+                say(f"      {line.strip()}")
+        alarms = sum([len(await node.alarms()) for node in nodes.values()])
+        say(f"    witness alarms raised: {alarms}")
         say()
 
         say("Summary")

@@ -89,12 +89,20 @@ class WitnessStore:
             )
 
     def raise_alarm(self, authority: str, code: str, detail: str, source: str,
-                    evidence: str, at: int) -> None:
+                    evidence: str, at: int) -> bool:
+        """Store an alarm; the same evidence seen again (every round) is not stored twice."""
+        seen = self.db.execute(
+            "SELECT 1 FROM alarms WHERE authority = ? AND code = ? AND evidence = ?",
+            [authority, code, evidence],
+        ).fetchone()
+        if seen is not None:
+            return False
         with self.db.atomic():
             self.db.table("alarms").insert(
                 {"authority": authority, "code": code, "detail": detail, "source": source,
                  "evidence": evidence, "at": at}
             )
+        return True
 
     def alarms(self) -> list[Alarm]:
         rows = self.db.execute(
@@ -223,9 +231,10 @@ class Witness:
             "observed:", note.decode("utf-8", "replace"),
             "previous:", previous[2].decode("utf-8", "replace") if previous else "(none)",
         ])
-        log.error("ALARM %s on the log of %s (%s): %s", error.code, peer, source, error.message)
-        await self.db(self.store.raise_alarm, peer, error.code, error.message, source, evidence,
-                      int(self.clock()))
+        if await self.db(self.store.raise_alarm, peer, error.code, error.message, source,
+                         evidence, int(self.clock())):
+            log.error("ALARM %s on the log of %s (%s): %s", error.code, peer, source,
+                      error.message)
 
     # --- HTTP -----------------------------------------------------------------------------
 

@@ -128,6 +128,10 @@ async def test_rolled_back_log_raises_an_alarm(federation: Federation) -> None:
     await br.call(truncate)
     await ke.witness.round()
     assert "log.rollback" in await alarms(ke)
+    # Seen again next round: the same evidence is not stored twice, and nothing is cleared.
+    before = await alarms(ke)
+    await ke.witness.round()
+    assert await alarms(ke) == before
 
 
 async def test_modified_entry_breaks_consistency_and_raises_a_fork_alarm(

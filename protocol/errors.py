@@ -12,6 +12,8 @@ the sentence shown to people; ``hint`` says what to do about it.
     ├── KeyMaterialError         key.*, keystore.*, prekey.*
     ├── DirectoryError           directory.*  the signed authority directory
     ├── LogError                 log.*        the audit log, checkpoints and proofs
+    ├── PackageError             package.*    request packages and their completeness
+    ├── CaseError                case.*       the lifecycle of a case
     ├── TransportError           transport.*  HTTP between nodes
     ├── StoreError               store.*      the node's database
     ├── ConfigError              config.*     the node's TOML configuration
@@ -28,12 +30,14 @@ from typing import ClassVar
 __all__ = [
     "ERRORS_BY_CODE",
     "ApiError",
+    "CaseError",
     "ConfigError",
     "DirectoryError",
     "EncodingError",
     "EnvelopeError",
     "KeyMaterialError",
     "LogError",
+    "PackageError",
     "ReceiptError",
     "RogatoryError",
     "StoreError",
@@ -444,6 +448,50 @@ class LogEntryMismatch(LogError):
     """A log entry does not match the message, receipt or leaf it should record."""
 
     code = "log.entry_mismatch"
+
+
+class PackageError(RogatoryError):
+    """A request package does not meet its schema."""
+
+    code = "package.invalid"
+
+
+class PackageMalformed(PackageError):
+    """A request package could not be parsed, or a field has the wrong type."""
+
+    code = "package.malformed"
+
+
+class PackageSchemaUnknown(PackageError):
+    """A request package names a form of cooperation or schema version this node does not know."""
+
+    code = "package.schema_unknown"
+
+
+class PackageIncomplete(PackageError):
+    """A request package lacks fields that are essential for its form of cooperation."""
+
+    code = "package.incomplete"
+    hint = "Run `rogatory request check FILE` for the list; override only with a recorded reason."
+
+
+class PackageLanguageNotAccepted(PackageError):
+    """The request's language is not one the requested authority accepts."""
+
+    code = "package.language_not_accepted"
+    hint = "Check the languages in the recipient's directory record; attach a translation."
+
+
+class CaseError(RogatoryError):
+    """The case cannot do that."""
+
+    code = "case.invalid"
+
+
+class CaseTransitionInvalid(CaseError):
+    """This message is not allowed in the case's current state."""
+
+    code = "case.transition_invalid"
 
 
 class StoreError(RogatoryError):

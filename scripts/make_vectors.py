@@ -24,11 +24,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from protocol import merkle
+from protocol.checkpoint import Checkpoint, TlogProof, cosign, sign_checkpoint, with_signatures
 from protocol.encoding import b64encode, canonical_json, frame, pae
 from protocol.envelope import DEFAULT_MAX_SKEW, MAX_LIFETIME, seal
 from protocol.header import EnvelopeHeader
 from protocol.kinds import Kind, Priority
-from protocol.receipt import ReceiptStatus, sign_receipt
+from protocol.log_entry import EntryType, encode_entry, log_origin, received_entry
+from protocol.note import ALG_COSIGNATURE_V1, ALG_ED25519, key_hash, verifier_key
+from protocol.receipt import Receipt, ReceiptStatus, parse_receipt, sign_receipt
 from protocol.signing import LABELS, public_key_of, sign
 from protocol.suites import Suite, hpke_seal, key_id, public_from_private
 
@@ -774,6 +778,253 @@ def header_example() -> Vector:
             "hpke_info_hex": hpke_info(data).hex()}
 
 
+# --- audit log: entries, Merkle tree, checkpoints, cosignatures, proofs (deterministic) -------
+
+RECEIPT_LOG_INDEX = 3
+COSIGNED_AT = {"XA:MOJ": NOW + 300, "XC:PGO": NOW + 360}
+
+
+def witness_name(authority: str) -> str:
+    return f"rogatory/witness/{authority}"
+
+
+def logged_receipt(**changes: Any) -> Receipt:
+    """XB:MOJ's acceptance of request-1 that records its log position (PROTOCOL.md 12.3)."""
+    return parse_receipt(_receipt(ReceiptStatus.ACCEPTED, log_index=RECEIPT_LOG_INDEX, **changes))
+
+
+def log_entries(received: Receipt | None = None) -> list[tuple[EntryType, bytes]]:
+    """XB:MOJ's audit log: seven entries, the receipt's envelope-received entry at index 3."""
+    receipt = logged_receipt()
+    sent = {"envelope": hashlib.sha256(b"rogatory/vectors/sent-envelope").hexdigest(),
+            "id": message_id("request-2"), "from": XB.authority, "to": XC.authority}
+    fields: list[tuple[EntryType, dict[str, Any]]] = [
+        (EntryType.KEYS_ROTATED, {"identity": XB.key_id,
+                                  "prekeys": sorted([XB.hybrid.id, XB.x25519.id]),
+                                  "at": NOW - 2 * DAY}),
+        (EntryType.DIRECTORY_ADOPTED, {
+            "serial": 1, "digest": hashlib.sha256(b"rogatory/vectors/directory/1").hexdigest(),
+            "at": NOW - 2 * DAY}),
+        (EntryType.ENVELOPE_SENT, {**sent, "kind": Kind.REQUEST.value, "created": NOW - 3600,
+                                   "expires": NOW - 3600 + 7 * DAY, "at": NOW - 3600}),
+    ]
+    entries = [(entry_type, encode_entry(entry_type, body)) for entry_type, body in fields]
+    entries.append((EntryType.ENVELOPE_RECEIVED, received_entry(received or receipt)))
+    more: list[tuple[EntryType, dict[str, Any]]] = [
+        (EntryType.RECEIPT_ISSUED, {
+            "envelope": receipt.envelope_hash, "id": receipt.message_id,
+            "from": receipt.sender, "to": receipt.receiver, "receipt": receipt.digest,
+            "at": NOW}),
+        (EntryType.RECEIPT_RECEIVED, {
+            **sent, "receipt": hashlib.sha256(b"rogatory/vectors/receipt-from-XC").hexdigest(),
+            "status": "accepted", "code": "", "at": NOW + 60}),
+        (EntryType.DIRECTORY_ADOPTED, {
+            "serial": 2, "digest": hashlib.sha256(b"rogatory/vectors/directory/2").hexdigest(),
+            "at": NOW + 120}),
+    ]
+    entries += [(entry_type, encode_entry(entry_type, body)) for entry_type, body in more]
+    return entries
+
+
+def tree(entries: list[bytes]) -> dict[merkle.Key, bytes]:
+    """The stored perfect subtrees of a log of these entries, appended one at a time."""
+    nodes: dict[merkle.Key, bytes] = {}
+    for index, entry in enumerate(entries):
+        wanted = {key: nodes[key] for key in merkle.append_keys(index)}
+        nodes.update(merkle.appended_nodes(index, merkle.leaf_hash(entry), wanted))
+    return nodes
+
+
+def log_tree(received: Receipt | None = None) -> tuple[list[bytes], dict[merkle.Key, bytes]]:
+    entries = [entry for _, entry in log_entries(received)]
+    return entries, tree(entries)
+
+
+def log_checkpoint(size: int, received: Receipt | None = None) -> Checkpoint:
+    _, nodes = log_tree(received)
+    return Checkpoint(log_origin(XB.authority), size, merkle.root_from(size, nodes))
+
+
+def log_signer(party: Party = XB) -> Vector:
+    name = log_origin(party.authority)
+    return {"authority": party.authority, "name": name, "seed_label": party.seed_label,
+            "seed_hex": party.seed.hex(), "public_b64": b64encode(party.public),
+            "note_key_id_hex": key_hash(name, ALG_ED25519, party.public).hex(),
+            "vkey": verifier_key(name, party.public)}
+
+
+def witness_signer(party: Party) -> Vector:
+    name = witness_name(party.authority)
+    return {"authority": party.authority, "name": name, "seed_label": party.seed_label,
+            "seed_hex": party.seed.hex(), "public_b64": b64encode(party.public),
+            "note_key_id_hex": key_hash(name, ALG_COSIGNATURE_V1, party.public).hex()}
+
+
+def checkpoint_json(checkpoint: Checkpoint) -> Vector:
+    return {"origin": checkpoint.origin, "size": checkpoint.size,
+            "root_hex": checkpoint.root.hex()}
+
+
+def log_entry_vector(entry_type: EntryType) -> Callable[[], Vector]:
+    def build() -> Vector:
+        index, data = next((i, e) for i, (t, e) in enumerate(log_entries()) if t is entry_type)
+        body = json.loads(data)
+        note = (" Built from the receipt's envelope, id, from, to and received alone, so the "
+                "sender can rebuild it." if entry_type is EntryType.ENVELOPE_RECEIVED else "")
+        return {"description": f"A {entry_type.value} audit log entry (entry {index} of "
+                "XB:MOJ's example log): canonical JSON with exactly this type's fields, and its "
+                f"RFC 9162 leaf hash SHA-256(0x00 || entry).{note}",
+                "type": "log-entry", "entry_type": entry_type.value,
+                "fields": {k: v for k, v in body.items() if k not in ("v", "type")},
+                "entry_text": data.decode("utf-8"), "entry_hex": data.hex(),
+                "leaf_hash_hex": merkle.leaf_hash(data).hex()}
+
+    return build
+
+
+def merkle_log() -> Vector:
+    entries, nodes = log_tree()
+    size, index, old = len(entries), RECEIPT_LOG_INDEX, RECEIPT_LOG_INDEX + 1
+    return {
+        "description": "XB:MOJ's example audit log of seven entries (one of each type, the "
+        "receipt's envelope-received entry at index 3): leaf hashes, the RFC 9162 root of every "
+        "prefix (size 0 is SHA-256 of nothing), the inclusion proof of entry 3 in the tree of 7 "
+        "and the consistency proof from size 4 (the receipt's checkpoint) to 7.",
+        "type": "merkle",
+        "entries_hex": [entry.hex() for entry in entries],
+        "leaf_hashes_hex": [merkle.leaf_hash(entry).hex() for entry in entries],
+        "roots_hex": [merkle.root_from(n, nodes).hex() for n in range(size + 1)],
+        "root_hex": merkle.root_from(size, nodes).hex(),
+        "inclusion": {"index": index, "size": size,
+                      "proof_hex": [h.hex() for h in merkle.inclusion_proof(index, size, nodes)]},
+        "consistency": {"old_size": old, "new_size": size,
+                        "old_root_hex": merkle.root_from(old, nodes).hex(),
+                        "new_root_hex": merkle.root_from(size, nodes).hex(),
+                        "proof_hex": [h.hex() for h in merkle.consistency_proof(old, size,
+                                                                                nodes)]},
+    }
+
+
+def signed_checkpoint(size: int = 7) -> bytes:
+    return sign_checkpoint(log_checkpoint(size), log_origin(XB.authority), XB.seed)
+
+
+def cosigned_checkpoint() -> bytes:
+    checkpoint = log_checkpoint(7)
+    lines = [cosign(checkpoint, witness_name(p.authority), p.seed, COSIGNED_AT[p.authority])
+             for p in (XA, XC)]
+    return with_signatures(signed_checkpoint(7), lines)
+
+
+def checkpoint_signed() -> Vector:
+    note = signed_checkpoint(7)
+    return {"description": "XB:MOJ's signed checkpoint of its example log at size 7: a C2SP "
+            "tlog-checkpoint (origin, size, standard base64 root) in a C2SP signed note, "
+            "Ed25519 (type 0x01) over the text, by XB:MOJ's identity key under the name "
+            "rogatory/log/XB:MOJ, which is also the origin.",
+            "type": "checkpoint", "signer": log_signer(), "note_text": note.decode("utf-8"),
+            "expected": {"outcome": "verified", **checkpoint_json(log_checkpoint(7))}}
+
+
+def checkpoint_cosigned() -> Vector:
+    note = cosigned_checkpoint()
+    checkpoint = log_checkpoint(7)
+    witnesses = []
+    for party in (XA, XC):
+        at = COSIGNED_AT[party.authority]
+        message = b"cosignature/v1\ntime %d\n" % at + checkpoint.text()
+        witnesses.append({**witness_signer(party), "timestamp": at,
+                          "cosigned_message_text": message.decode("utf-8")})
+    return {"description": "The size-7 checkpoint with two witness cosignatures (C2SP "
+            "tlog-cosignature, cosignature/v1, type 0x04) by XA:MOJ and XC:PGO under "
+            "rogatory/witness/<authority>: each is an 8-byte big-endian time and an Ed25519 "
+            "signature over 'cosignature/v1', 'time <t>' and the checkpoint text.",
+            "type": "cosigned-checkpoint", "log": log_signer(), "witnesses": witnesses,
+            "note_text": note.decode("utf-8"),
+            "expected": {"outcome": "verified", **checkpoint_json(checkpoint)}}
+
+
+def tlog_proof_example() -> Vector:
+    entries, nodes = log_tree()
+    index, size = 5, 7
+    hashes = merkle.inclusion_proof(index, size, nodes)
+    proof = TlogProof(index, tuple(hashes), cosigned_checkpoint()).encode()
+    return {"description": "A C2SP tlog-proof of entry 5 (receipt-received) of XB:MOJ's log "
+            "against the cosigned size-7 checkpoint: header line, 'index 5', the inclusion "
+            "proof hashes in standard base64, a blank line, then the checkpoint verbatim.",
+            "type": "tlog-proof", "log": log_signer(), "proof_text": proof.decode("utf-8"),
+            "entry_hex": entries[index].hex(),
+            "expected": {"outcome": "verified", "index": index,
+                         "hashes_hex": [h.hex() for h in hashes],
+                         **checkpoint_json(log_checkpoint(size))}}
+
+
+def receipt_proof_vector(description: str, receipt: Receipt, expected: Vector) -> Vector:
+    return {"description": description, "type": "receipt-proof",
+            "receipt_b64": b64encode(receipt.data),
+            "receiver": {**log_signer(), "key_id": XB.key_id},
+            "entry_hex": received_entry(receipt).hex(), "expected": expected}
+
+
+def receipt_proof(*, index: int = RECEIPT_LOG_INDEX, seed: bytes | None = None,
+                  received: Receipt | None = None) -> TlogProof:
+    """The tlog-proof of ``index`` against XB:MOJ's checkpoint at size log_index + 1."""
+    size = RECEIPT_LOG_INDEX + 1
+    _, nodes = log_tree(received)
+    checkpoint = log_checkpoint(size, received)
+    signed = sign_checkpoint(checkpoint, log_origin(XB.authority),
+                             seed if seed is not None else XB.seed)
+    return TlogProof(index, tuple(merkle.inclusion_proof(index, size, nodes)), signed)
+
+
+def rp_accepted() -> Vector:
+    receipt = logged_receipt().with_proof(receipt_proof().encode())
+    return receipt_proof_vector(
+        "XB:MOJ's acceptance with log_index 3, followed by the framed tlog-proof of its "
+        "envelope-received entry against its checkpoint of size 4. The sender rebuilds the "
+        "entry from the receipt, opens the checkpoint with XB:MOJ's identity key under "
+        "rogatory/log/XB:MOJ and verifies the inclusion proof.",
+        receipt, {"outcome": "verified", "log_index": RECEIPT_LOG_INDEX,
+                  **checkpoint_json(log_checkpoint(RECEIPT_LOG_INDEX + 1))})
+
+
+def rp_wrong_index() -> Vector:
+    receipt = logged_receipt().with_proof(receipt_proof(index=2).encode())
+    return receipt_proof_vector(
+        "The acceptance says log_index 3, but the attached tlog-proof is the genuine proof of "
+        "entry 2 (index line 2) against the genuine checkpoint.",
+        receipt, {"outcome": "rejected", "code": "log.proof_invalid"})
+
+
+def rp_wrong_key() -> Vector:
+    receipt = logged_receipt().with_proof(receipt_proof(seed=XC.seed).encode())
+    return receipt_proof_vector(
+        "The right proof and checkpoint text, but the checkpoint is signed under "
+        "rogatory/log/XB:MOJ by XC:PGO's identity key, not XB:MOJ's.",
+        receipt, {"outcome": "rejected", "code": "log.signature_invalid"})
+
+
+def rp_tampered_hash() -> Vector:
+    genuine = receipt_proof()
+    first = bytes([genuine.hashes[0][0] ^ 0x01]) + genuine.hashes[0][1:]
+    tampered = replace(genuine, hashes=(first, *genuine.hashes[1:]))
+    receipt = logged_receipt().with_proof(tampered.encode())
+    return receipt_proof_vector(
+        "The genuine proof with one bit of its first hash flipped: it no longer leads to the "
+        "checkpoint's root.",
+        receipt, {"outcome": "rejected", "code": "log.proof_invalid"})
+
+
+def rp_entry_mismatch() -> Vector:
+    logged = logged_receipt(received=NOW + 1)  # what the receiver put in its log
+    receipt = logged_receipt().with_proof(receipt_proof(received=logged).encode())
+    return receipt_proof_vector(
+        "The receiver's log holds, at index 3, an envelope-received entry whose 'received' "
+        "is one second later than the receipt's. The proof and checkpoint are genuine for that "
+        "log, but the entry the sender rebuilds from the receipt is not in it.",
+        receipt, {"outcome": "rejected", "code": "log.proof_invalid"})
+
+
 @dataclass(frozen=True)
 class Case:
     build: Callable[[], Vector]
@@ -838,6 +1089,16 @@ CASES: dict[str, Case] = {
     "key-id-prekey-hybrid": Case(key_id_prekey(Suite.HYBRID)),
     "key-id-prekey-x25519": Case(key_id_prekey(Suite.X25519)),
     "header-example": Case(header_example),
+    **{f"log-entry-{t.value}": Case(log_entry_vector(t)) for t in EntryType},
+    "merkle-log": Case(merkle_log),
+    "checkpoint-signed": Case(checkpoint_signed),
+    "checkpoint-cosigned": Case(checkpoint_cosigned),
+    "tlog-proof-example": Case(tlog_proof_example),
+    "receipt-proof-accepted": Case(rp_accepted),
+    "receipt-proof-wrong-index": Case(rp_wrong_index),
+    "receipt-proof-wrong-key": Case(rp_wrong_key),
+    "receipt-proof-tampered-hash": Case(rp_tampered_hash),
+    "receipt-proof-entry-mismatch": Case(rp_entry_mismatch),
 }
 
 

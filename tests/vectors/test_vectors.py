@@ -9,6 +9,7 @@ every vector: all but the HPKE-random envelope bytes must come out byte for byte
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import importlib.util
 import json
@@ -19,7 +20,10 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from nacl.signing import VerifyKey
 
+from protocol import merkle
+from protocol.checkpoint import open_checkpoint, parse_tlog_proof, verify_cosignature
 from protocol.encoding import (
     Reader,
     b64decode,
@@ -35,9 +39,25 @@ from protocol.errors import (
     EnvelopeError,
     EnvelopeKeyRevoked,
     EnvelopeUnknownSender,
+    LogError,
     ReceiptError,
 )
 from protocol.header import EnvelopeHeader
+from protocol.log_entry import (
+    EntryType,
+    encode_entry,
+    log_origin,
+    parse_entry,
+    received_entry,
+    verify_receipt_proof,
+)
+from protocol.note import (
+    ALG_COSIGNATURE_V1,
+    ALG_ED25519,
+    key_hash,
+    parse_note,
+    verifier_key,
+)
 from protocol.receipt import parse_receipt
 from protocol.signing import LABELS, public_key_of, sign, verify
 from protocol.suites import Suite, key_id, public_from_private
@@ -46,7 +66,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 FILES = sorted(HERE.glob("*.json"))
 TYPES = {"envelope", "receipt", "canonical-json", "base64url", "frame", "pae", "signature",
-         "key-id", "header"}
+         "key-id", "header", "log-entry", "merkle", "checkpoint", "cosigned-checkpoint",
+         "tlog-proof", "receipt-proof"}
 
 
 def _generator() -> ModuleType:
@@ -352,3 +373,227 @@ def test_header_vector(path: Path) -> None:
     assert hashlib.sha256(data).hexdigest() == vector["sha256_hex"]
     info = bytes.fromhex(vector["hpke_info_hex"])
     assert info == b"rogatory/v1/envelope-hpke\x00" + hashlib.sha256(data).digest()
+
+
+# --- audit log -------------------------------------------------------------------------------
+#
+# The Merkle maths below is a literal transcription of RFC 9162 section 2.1 (MTH, PATH, PROOF),
+# and signed-note, checkpoint and cosignature bytes are rebuilt from the C2SP text, so that these
+# checks do not lean on the code they check.
+
+
+def mth(leaves: list[bytes]) -> bytes:
+    if not leaves:
+        return hashlib.sha256(b"").digest()
+    if len(leaves) == 1:
+        return leaves[0]
+    k = 1 << ((len(leaves) - 1).bit_length() - 1)
+    return hashlib.sha256(b"\x01" + mth(leaves[:k]) + mth(leaves[k:])).digest()
+
+
+def audit_path(m: int, leaves: list[bytes]) -> list[bytes]:
+    if len(leaves) == 1:
+        return []
+    k = 1 << ((len(leaves) - 1).bit_length() - 1)
+    if m < k:
+        return [*audit_path(m, leaves[:k]), mth(leaves[k:])]
+    return [*audit_path(m - k, leaves[k:]), mth(leaves[:k])]
+
+
+def subproof(m: int, leaves: list[bytes], complete: bool) -> list[bytes]:
+    if m == len(leaves):
+        return [] if complete else [mth(leaves)]
+    k = 1 << ((len(leaves) - 1).bit_length() - 1)
+    if m <= k:
+        return [*subproof(m, leaves[:k], complete), mth(leaves[k:])]
+    return [*subproof(m - k, leaves[k:], False), mth(leaves[:k])]
+
+
+def leaf(entry: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + entry).digest()
+
+
+def check_signer(signer: dict[str, Any], alg: int) -> bytes:
+    """The signer's seed rederives its public key, key id and (for type 0x01) vkey."""
+    seed = bytes.fromhex(signer["seed_hex"])
+    public = b64decode(signer["public_b64"])
+    assert seed == GENERATOR.derive(signer["seed_label"])
+    assert public_key_of(seed) == public
+    name = signer["name"]
+    note_id = hashlib.sha256(name.encode() + b"\n" + bytes([alg]) + public).digest()[:4]
+    assert signer["note_key_id_hex"] == note_id.hex() == key_hash(name, alg, public).hex()
+    if alg == ALG_ED25519:
+        expected = f"{name}+{note_id.hex()}+" + base64.b64encode(b"\x01" + public).decode()
+        assert signer["vkey"] == expected == verifier_key(name, public)
+    return public
+
+
+def checkpoint_text(expected: dict[str, Any]) -> bytes:
+    root = base64.b64encode(bytes.fromhex(expected["root_hex"])).decode()
+    return f"{expected['origin']}\n{expected['size']}\n{root}\n".encode()
+
+
+def signature_lines(note: bytes) -> dict[str, bytes]:
+    """Key name -> key id || signature, read straight off the note's signature lines."""
+    _, _, block = note.rpartition(b"\n\n")
+    lines = block.decode("utf-8").splitlines()
+    assert all(line.startswith("\u2014 ") for line in lines)
+    return {name: base64.b64decode(blob, validate=True)
+            for name, blob in (line[2:].split(" ") for line in lines)}
+
+
+LOG_ENTRIES = of_type("log-entry")
+
+
+def test_one_log_entry_vector_per_entry_type() -> None:
+    assert sorted(load(path)["entry_type"] for path in LOG_ENTRIES) \
+        == sorted(t.value for t in EntryType)
+
+
+@pytest.mark.parametrize("path", LOG_ENTRIES, ids=ids(LOG_ENTRIES))
+def test_log_entry_vector(path: Path) -> None:
+    vector = load(path)
+    data = bytes.fromhex(vector["entry_hex"])
+    entry_type = EntryType(vector["entry_type"])
+    assert data.decode("utf-8") == vector["entry_text"]
+    assert data == canonical_json({"v": 1, "type": entry_type.value, **vector["fields"]})
+    assert encode_entry(entry_type, vector["fields"]) == data
+    assert parse_entry(data) == (entry_type, vector["fields"])
+    assert bytes.fromhex(vector["leaf_hash_hex"]) == leaf(data) == merkle.leaf_hash(data)
+
+
+@pytest.mark.parametrize("path", of_type("merkle"), ids=ids(of_type("merkle")))
+def test_merkle_vector(path: Path) -> None:
+    vector = load(path)
+    entries = [bytes.fromhex(e) for e in vector["entries_hex"]]
+    leaves = [leaf(e) for e in entries]
+    assert [bytes.fromhex(h) for h in vector["leaf_hashes_hex"]] == leaves
+    assert [bytes.fromhex(h) for h in vector["roots_hex"]] \
+        == [mth(leaves[:n]) for n in range(len(leaves) + 1)]
+    root = bytes.fromhex(vector["root_hex"])
+    assert root == mth(leaves) == merkle.root_of(leaves)
+    for entry in entries:
+        parse_entry(entry)
+    inclusion = vector["inclusion"]
+    index, size = inclusion["index"], inclusion["size"]
+    proof = [bytes.fromhex(h) for h in inclusion["proof_hex"]]
+    assert proof == audit_path(index, leaves[:size])
+    merkle.verify_inclusion(leaves[index], index, size, proof, mth(leaves[:size]))
+    consistency = vector["consistency"]
+    old, new = consistency["old_size"], consistency["new_size"]
+    old_root, new_root = (bytes.fromhex(consistency[k]) for k in ("old_root_hex", "new_root_hex"))
+    assert (old_root, new_root) == (mth(leaves[:old]), mth(leaves[:new]))
+    proof = [bytes.fromhex(h) for h in consistency["proof_hex"]]
+    assert proof == subproof(old, leaves[:new], True)
+    merkle.verify_consistency(old, new, old_root, new_root, proof)
+
+
+@pytest.mark.parametrize("path", of_type("checkpoint"), ids=ids(of_type("checkpoint")))
+def test_checkpoint_vector(path: Path) -> None:
+    vector = load(path)
+    signer = vector["signer"]
+    public = check_signer(signer, ALG_ED25519)
+    note = vector["note_text"].encode("utf-8")
+    expected = vector["expected"]
+    assert expected["outcome"] == "verified"
+    assert signer["name"] == expected["origin"] == log_origin(signer["authority"])
+    assert note.startswith(checkpoint_text(expected) + b"\n")
+    blob = signature_lines(note)[signer["name"]]
+    assert blob[:4].hex() == signer["note_key_id_hex"]
+    VerifyKey(public).verify(checkpoint_text(expected), blob[4:])
+    checkpoint, _ = open_checkpoint(note, signer["name"], public)
+    assert (checkpoint.origin, checkpoint.size, checkpoint.root.hex()) \
+        == (expected["origin"], expected["size"], expected["root_hex"])
+
+
+COSIGNED = of_type("cosigned-checkpoint")
+
+
+@pytest.mark.parametrize("path", COSIGNED, ids=ids(COSIGNED))
+def test_cosigned_checkpoint_vector(path: Path) -> None:
+    vector = load(path)
+    note = vector["note_text"].encode("utf-8")
+    expected = vector["expected"]
+    log_public = check_signer(vector["log"], ALG_ED25519)
+    checkpoint, parsed = open_checkpoint(note, vector["log"]["name"], log_public)
+    assert checkpoint.text() == checkpoint_text(expected)
+    lines = signature_lines(note)
+    assert len(lines) == 1 + len(vector["witnesses"])
+    for witness in vector["witnesses"]:
+        public = check_signer(witness, ALG_COSIGNATURE_V1)
+        assert witness["name"] == f"rogatory/witness/{witness['authority']}"
+        message = witness["cosigned_message_text"].encode()
+        assert message == b"cosignature/v1\ntime %d\n" % witness["timestamp"] \
+            + checkpoint_text(expected)
+        blob = lines[witness["name"]]
+        assert blob[:4].hex() == witness["note_key_id_hex"]
+        assert int.from_bytes(blob[4:12], "big") == witness["timestamp"]
+        VerifyKey(public).verify(message, blob[12:])
+        (line,) = [s for s in parsed.signatures if s.name == witness["name"]]
+        assert verify_cosignature(checkpoint, line, witness["name"], public) \
+            == witness["timestamp"]
+
+
+@pytest.mark.parametrize("path", of_type("tlog-proof"), ids=ids(of_type("tlog-proof")))
+def test_tlog_proof_vector(path: Path) -> None:
+    vector = load(path)
+    data = vector["proof_text"].encode("utf-8")
+    expected = vector["expected"]
+    hashes = [bytes.fromhex(h) for h in expected["hashes_hex"]]
+    header = ["c2sp.org/tlog-proof@v1", f"index {expected['index']}",
+              *(base64.b64encode(h).decode() for h in hashes)]
+    assert data.startswith("\n".join(header).encode() + b"\n\n")
+    proof = parse_tlog_proof(data)
+    assert (proof.index, list(proof.hashes), proof.extra) == (expected["index"], hashes, None)
+    assert proof.encode() == data
+    public = check_signer(vector["log"], ALG_ED25519)
+    checkpoint, _ = open_checkpoint(proof.checkpoint, vector["log"]["name"], public)
+    assert checkpoint.text() == checkpoint_text(expected)
+    entry = bytes.fromhex(vector["entry_hex"])
+    parse_entry(entry)
+    merkle.verify_inclusion(leaf(entry), proof.index, checkpoint.size, hashes, checkpoint.root)
+
+
+RECEIPT_PROOFS = of_type("receipt-proof")
+
+
+@pytest.mark.parametrize("path", RECEIPT_PROOFS, ids=ids(RECEIPT_PROOFS))
+def test_receipt_proof_vector(path: Path) -> None:
+    vector = load(path)
+    receiver = vector["receiver"]
+    public = check_signer(receiver, ALG_ED25519)
+    assert key_id(public) == receiver["key_id"]
+    assert receiver["name"] == log_origin(receiver["authority"])
+    data = b64decode(vector["receipt_b64"])
+    receipt = parse_receipt(data).verify(public)  # the proof is outside the signature
+    assert receipt.receiver == receiver["authority"] and receipt.receiver_key == receiver["key_id"]
+    assert data == receipt.signed + frame(receipt.proof)
+    entry = bytes.fromhex(vector["entry_hex"])
+    assert received_entry(receipt) == entry == canonical_json({
+        "v": 1, "type": "envelope-received", "envelope": receipt.envelope_hash,
+        "id": receipt.message_id, "from": receipt.sender, "to": receipt.receiver,
+        "received": receipt.received})
+    expected = vector["expected"]
+    if expected["outcome"] == "verified":
+        checkpoint = verify_receipt_proof(receipt, public)
+        assert receipt.log_index == expected["log_index"]
+        assert checkpoint.text() == checkpoint_text(expected)
+        proof = parse_tlog_proof(receipt.proof)
+        assert proof.index == receipt.log_index
+        merkle.verify_inclusion(leaf(entry), proof.index, checkpoint.size, proof.hashes,
+                                checkpoint.root)
+    else:
+        with pytest.raises(LogError) as caught:
+            verify_receipt_proof(receipt, public)
+        assert caught.value.code == expected["code"]
+
+
+def test_receipt_proof_rejections_differ_from_the_acceptance_only_in_their_flaw() -> None:
+    """Each rejected case carries the same signed receipt; only the proof after it differs."""
+    accepted = parse_receipt(b64decode(load(HERE / "receipt-proof-accepted.json")["receipt_b64"]))
+    for path in RECEIPT_PROOFS:
+        receipt = parse_receipt(b64decode(load(path)["receipt_b64"]))
+        assert receipt.signed == accepted.signed
+        if path.stem != "receipt-proof-accepted":
+            assert receipt.proof != accepted.proof
+            parse_note(parse_tlog_proof(receipt.proof).checkpoint)

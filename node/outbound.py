@@ -24,7 +24,7 @@ from keys.directory import Directory
 from keys.keystore import KeyStore
 from node.archive import ArchiveKey
 from node.store import LogEntry, OutboundRecord, Store
-from node.tls import client_pin
+from node.tls import peer_ssl
 from protocol.checkpoint import Checkpoint
 from protocol.envelope import MAX_LIFETIME, seal
 from protocol.errors import (
@@ -266,9 +266,7 @@ class DeliveryWorker:
         assert self._session is not None, "start() the worker first"
         directory = self._directory()
         peer = directory.record(record.recipient)
-        ssl: aiohttp.Fingerprint | bool = True
-        if peer.endpoint.startswith("https://"):
-            ssl = client_pin(peer.tls_fingerprint)
+        ssl = peer_ssl(peer.endpoint, peer.tls_fingerprint)
         url = peer.endpoint.rstrip("/") + "/v1/envelopes"
         try:
             async with self._session.post(

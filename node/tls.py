@@ -22,7 +22,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-__all__ = ["certificate_fingerprint", "client_pin", "create_certificate", "server_context"]
+__all__ = [
+    "certificate_fingerprint",
+    "client_pin",
+    "create_certificate",
+    "peer_ssl",
+    "server_context",
+]
 
 
 def create_certificate(cert_path: Path, key_path: Path, authority_id: str, host: str,
@@ -78,3 +84,8 @@ def client_pin(fingerprint_hex: str) -> aiohttp.Fingerprint:
     on it, and a fresh object per attempt would force a new TLS handshake every time.
     """
     return aiohttp.Fingerprint(bytes.fromhex(fingerprint_hex))
+
+
+def peer_ssl(endpoint: str, fingerprint: str) -> aiohttp.Fingerprint | bool:
+    """What to pass as ``ssl=`` when calling a peer: its pin for HTTPS, nothing for plain HTTP."""
+    return client_pin(fingerprint) if endpoint.startswith("https://") else True

@@ -23,7 +23,7 @@ import aiohttp
 import sqlite_utils
 
 from keys.directory import Directory
-from node.tls import client_pin
+from node.tls import peer_ssl
 from protocol import merkle
 from protocol.checkpoint import Checkpoint, cosign, open_checkpoint, with_signatures
 from protocol.errors import (
@@ -241,9 +241,7 @@ class Witness:
     async def _get(self, peer: str, path: str) -> bytes:
         assert self._session is not None, "start() the witness first"
         record = self._directory().record(peer)
-        ssl: aiohttp.Fingerprint | bool = True
-        if record.endpoint.startswith("https://"):
-            ssl = client_pin(record.tls_fingerprint)
+        ssl = peer_ssl(record.endpoint, record.tls_fingerprint)
         url = record.endpoint.rstrip("/") + path
         try:
             async with self._session.get(url, ssl=ssl) as response:

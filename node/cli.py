@@ -42,9 +42,20 @@ from protocol.errors import (
     KeystorePassphraseMissing,
     LogAlarm,
     LogInvalid,
+    PackageIncomplete,
+    PackageLanguageNotAccepted,
     RogatoryError,
 )
 from protocol.kinds import Kind, Priority
+from protocol.request_package import (
+    FORMS,
+    MEASURES,
+    check_completeness,
+    check_language,
+    parse_request,
+    require_complete,
+    template,
+)
 from protocol.suites import Suite
 
 __all__ = ["main"]
@@ -309,6 +320,49 @@ def cmd_audit_verify(args: argparse.Namespace) -> None:
         raise LogInvalid(f"{len(report.problems)} problem(s) in {args.bundle}")
 
 
+# --- request packages ---------------------------------------------------------------------
+
+
+def cmd_request_check(args: argparse.Namespace) -> None:
+    """Like the UNODC Request Writer Tool: every essential field left out, and why it matters."""
+    package = parse_request(_read_file(args.file))
+    gaps = check_completeness(package)
+    print(f"{args.file}: {package.form} request, reference "
+          f"{package.reference or '(none)'}, language {package.language or '(none)'}")
+    for gap in gaps:
+        print(f"\n{gap.field}\n  {gap.message}\n  why: {gap.why}")
+    refused: PackageLanguageNotAccepted | None = None
+    if args.to:
+        # The recipient's record, from the node's directory, checked against its pinned keys.
+        config = load_config(_home(args))
+        directory = verify_directory(_read_file(str(config.directory_path)),
+                                     config.secretariat_keys, config.threshold)
+        record = directory.record(args.to)
+        accepted = ", ".join(record.languages) or "no constraint stated"
+        try:
+            check_language(package, record.languages)
+            print(f"\nlanguage: {args.to} accepts {package.language!r} ({accepted})")
+        except PackageLanguageNotAccepted as exc:
+            refused = exc
+            print(f"\nlanguage: not accepted by {args.to}: {exc.detail}; attach a translation")
+    if gaps:
+        try:
+            require_complete(package, override_reason=None)
+        except PackageIncomplete as exc:
+            if refused is None:
+                raise
+            raise PackageIncomplete(
+                f"{exc.detail}; and the language is not accepted by {args.to}") from None
+    if refused is not None:
+        raise refused
+    print("\ncomplete: no essential field is missing")
+
+
+def cmd_request_template(args: argparse.Namespace) -> None:
+    skeleton = template(args.form, measures=args.measure)
+    print(json.dumps(skeleton, indent=2, ensure_ascii=False))
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     script = Path(__file__).resolve().parent.parent / "examples" / "three_authorities.py"
     if not script.exists():
@@ -415,6 +469,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--home", help="use this node's pinned secretariat keys and threshold")
     p.add_argument("--secretariat", action="append", default=[])
     p.add_argument("--threshold", type=int, default=1)
+
+    request = sub.add_parser("request", help="request packages: completeness and templates")
+    rsub = request.add_subparsers(dest="sub", required=True)
+    p = command("check", cmd_request_check,
+                "list the essential fields a request lacks, and why each matters", parent=rsub)
+    p.add_argument("file", help="a request package (JSON)")
+    p.add_argument("--to", help="also check the language against this authority's record "
+                                "in the node's verified directory (see --home)")
+    p = command("template", cmd_request_template, "print a blank request to fill in",
+                parent=rsub, home=False)
+    p.add_argument("form", help="one of: " + ", ".join(FORMS))
+    p.add_argument("--measure", action="append", default=[],
+                   help="(mla) a kind of assistance to include, repeatable: "
+                        + ", ".join(m.type for m in MEASURES))
 
     p = command("demo", cmd_demo, "three authorities exchanging on loopback", home=False)
     p.add_argument("--keep", help="keep the node folders here")

@@ -144,11 +144,11 @@ def verify_bundle(data: bytes, secretariat_keys: Sequence[bytes], threshold: int
         report.problems.append("no directory verifies with the pinned secretariat keys")
         return report
     keys = _Keys(directories)
-    nodes, leaves = _check_entries(entries, report)
+    nodes, leaves, parsed = _check_entries(entries, report)
     checkpoint = _check_checkpoint(note, authority, keys, nodes, len(leaves), report)
     _check_witnesses(note, witnessed, authority, keys, nodes, len(leaves), checkpoint, report)
-    _check_issued(issued, authority, keys, nodes, entries, report)
-    _check_sent(entries, received, keys, report)
+    _check_issued(issued, authority, keys, nodes, entries, parsed, report)
+    _check_sent(parsed, received, keys, report)
     return report
 
 
@@ -172,24 +172,31 @@ def _check_directories(raw: list[bytes], pins: Sequence[bytes], threshold: int,
     return directories
 
 
-def _check_entries(entries: list[bytes],
-                   report: Report) -> tuple[dict[tuple[int, int], bytes], list[bytes]]:
+Parsed = list[tuple[EntryType | None, dict[str, Any]]]
+
+
+def _check_entries(entries: list[bytes], report: Report,
+                   ) -> tuple[dict[tuple[int, int], bytes], list[bytes], Parsed]:
+    """Hash every entry into the tree and parse it once for the checks that follow."""
     nodes: dict[tuple[int, int], bytes] = {}
     leaves: list[bytes] = []
+    parsed: Parsed = []
     counts: dict[str, int] = defaultdict(int)
     for index, entry in enumerate(entries):
         try:
-            entry_type, _ = parse_entry(entry)
+            entry_type, fields = parse_entry(entry)
             counts[entry_type.value] += 1
+            parsed.append((entry_type, fields))
         except RogatoryError as exc:
             report.problems.append(f"log entry {index} is malformed: {exc.message}")
+            parsed.append((None, {}))
         leaf = merkle.leaf_hash(entry)
         siblings = {key: nodes[key] for key in merkle.append_keys(index)}
         nodes.update(dict(merkle.appended_nodes(index, leaf, siblings)))
         leaves.append(leaf)
     report.lines.append(f"Log entries: {len(entries)} ("
                         + ", ".join(f"{n} {t}" for t, n in sorted(counts.items())) + ")")
-    return nodes, leaves
+    return nodes, leaves, parsed
 
 
 def _root(nodes: dict[tuple[int, int], bytes], size: int, available: int) -> bytes | None:
@@ -269,11 +276,11 @@ def _cosigner(seen: Checkpoint, signature: NoteSignature, authority: str,
 
 
 def _check_issued(issued: list[bytes], authority: str, keys: _Keys,
-                  nodes: dict[tuple[int, int], bytes], entries: list[bytes],
+                  nodes: dict[tuple[int, int], bytes], entries: list[bytes], parsed: Parsed,
                   report: Report) -> None:
     own = keys.of(authority)
-    digests = {fields.get("receipt") for entry in entries
-               for kind, fields in [_safe_parse(entry)] if kind is EntryType.RECEIPT_ISSUED}
+    digests = {fields.get("receipt") for kind, fields in parsed
+               if kind is EntryType.RECEIPT_ISSUED}
     good = 0
     for number, data in enumerate(issued, 1):
         try:
@@ -299,15 +306,7 @@ def _check_issued(issued: list[bytes], authority: str, keys: _Keys,
                         "entry and inclusion proof")
 
 
-def _safe_parse(entry: bytes) -> tuple[EntryType | None, dict[str, Any]]:
-    try:
-        return parse_entry(entry)
-    except RogatoryError:
-        return None, {}
-
-
-def _check_sent(entries: list[bytes], received: list[bytes], keys: _Keys,
-                report: Report) -> None:
+def _check_sent(parsed: Parsed, received: list[bytes], keys: _Keys, report: Report) -> None:
     receipts: dict[str, Receipt] = {}
     for number, data in enumerate(received, 1):
         try:
@@ -317,10 +316,9 @@ def _check_sent(entries: list[bytes], received: list[bytes], keys: _Keys,
             continue
         if receipt.envelope_hash:
             receipts[receipt.envelope_hash] = receipt
-    logged = {fields["envelope"]: fields for entry in entries
-              for kind, fields in [_safe_parse(entry)] if kind is EntryType.RECEIPT_RECEIVED}
-    sent = [fields for entry in entries
-            for kind, fields in [_safe_parse(entry)] if kind is EntryType.ENVELOPE_SENT]
+    logged = {fields["envelope"]: fields for kind, fields in parsed
+              if kind is EntryType.RECEIPT_RECEIVED}
+    sent = [fields for kind, fields in parsed if kind is EntryType.ENVELOPE_SENT]
     report.lines.append(f"Messages sent: {len(sent)}")
     for fields in sent:
         head = (f"  {_when(fields['at'])}  {fields['kind']} {fields['id']} to {fields['to']}: ")

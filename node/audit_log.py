@@ -56,8 +56,12 @@ class AuditLog:
             chunk = wanted[start:start + 400]
             values = ",".join("(?,?)" for _ in chunk)
             params = [v for key in chunk for v in key]
+            # A join from the key list, not "(level, idx) IN (VALUES ...)": SQLite plans the
+            # IN form as a full scan once there are two keys or more, the join as one
+            # primary-key search per key.
             rows = self.db.execute(
-                f"SELECT level, idx, hash FROM log_nodes WHERE (level, idx) IN (VALUES {values})",
+                f"SELECT n.level, n.idx, n.hash FROM (VALUES {values}) AS k "
+                "JOIN log_nodes AS n ON n.level = k.column1 AND n.idx = k.column2",
                 params,
             )
             found.update({(int(lv), int(ix)): bytes(h) for lv, ix, h in rows.fetchall()})

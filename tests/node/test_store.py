@@ -211,3 +211,29 @@ def test_directory_serials(store: Store) -> None:
     assert store.latest_directory() == (3, "c" * 64, b"three")
     with pytest.raises(sqlite3.IntegrityError):
         store.adopt_directory(3, "d" * 64, b"other three", 50)
+
+
+def test_log_node_lookups_use_the_primary_key(tmp_path: Path) -> None:
+    """Proofs must stay O(log n) reads: the lookup may never scan the whole node table."""
+    from protocol.log_entry import EntryType, encode_entry
+
+    store = Store(tmp_path / "node.db")
+    with store.transaction():
+        for n in range(64):
+            store.audit.append(EntryType.DIRECTORY_ADOPTED.value, encode_entry(
+                EntryType.DIRECTORY_ADOPTED, {"serial": n + 1, "digest": "ab" * 32, "at": n}), n)
+    plans: list[str] = []
+    store.db.conn.set_trace_callback(None)
+    original = store.db.execute
+
+    def explain(sql: str, params: object = None) -> object:
+        if "log_nodes" in sql and sql.lstrip().upper().startswith("SELECT"):
+            rows = original("EXPLAIN QUERY PLAN " + sql, params).fetchall()
+            plans.extend(str(row[-1]) for row in rows)
+        return original(sql, params)
+
+    store.db.execute = explain  # type: ignore[method-assign]
+    assert len(store.audit.inclusion(17, 64)) == 6
+    assert len(store.audit.consistency(13, 64)) > 1
+    assert plans and not any(p.startswith("SCAN n") or p == "SCAN log_nodes" for p in plans), plans
+    store.close()

@@ -17,9 +17,21 @@ from protocol import merkle
 from protocol.checkpoint import Checkpoint, TlogProof, sign_checkpoint
 from protocol.errors import StoreNotFound
 
-__all__ = ["AuditLog"]
+__all__ = ["AuditLog", "nodes_query"]
 
 Key = tuple[int, int]
+
+
+def nodes_query(count: int) -> str:
+    """The lookup of ``count`` stored subtree hashes by (level, index).
+
+    A join from the key list, not ``(level, idx) IN (VALUES ...)``: SQLite plans the IN form
+    as a full scan of the table once there are two keys or more, the join as one primary-key
+    search per key.
+    """
+    values = ",".join("(?,?)" for _ in range(count))
+    return (f"SELECT n.level, n.idx, n.hash FROM (VALUES {values}) AS k "
+            "JOIN log_nodes AS n ON n.level = k.column1 AND n.idx = k.column2")
 
 
 class AuditLog:
@@ -54,16 +66,8 @@ class AuditLog:
         # SQLite limits bound parameters; proofs need a few dozen keys, chunk for safety.
         for start in range(0, len(wanted), 400):
             chunk = wanted[start:start + 400]
-            values = ",".join("(?,?)" for _ in chunk)
             params = [v for key in chunk for v in key]
-            # A join from the key list, not "(level, idx) IN (VALUES ...)": SQLite plans the
-            # IN form as a full scan once there are two keys or more, the join as one
-            # primary-key search per key.
-            rows = self.db.execute(
-                f"SELECT n.level, n.idx, n.hash FROM (VALUES {values}) AS k "
-                "JOIN log_nodes AS n ON n.level = k.column1 AND n.idx = k.column2",
-                params,
-            )
+            rows = self.db.execute(nodes_query(len(chunk)), params)
             found.update({(int(lv), int(ix)): bytes(h) for lv, ix, h in rows.fetchall()})
         missing = [key for key in wanted if key not in found]
         if missing:

@@ -257,6 +257,7 @@ def cmd_send(args: argparse.Namespace) -> None:
         "to": args.to, "kind": args.kind, "priority": args.priority,
         "content_type": args.content_type, "payload_b64": base64.b64encode(payload).decode(),
         "case": args.case, "in_reply_to": args.in_reply_to,
+        "override_reason": args.override_reason,
     }
     result = _client(args).send(message)
     print(f"queued {result['id']} to {result['to']} (envelope {result['envelope_hash']})")
@@ -287,6 +288,40 @@ def cmd_show(args: argparse.Namespace) -> None:
     else:
         print()
         print(payload.decode("utf-8", errors="replace"))
+
+
+def _when(at: int | None) -> str:
+    return "-" if at is None else time.strftime("%Y-%m-%d %H:%M", time.gmtime(at))
+
+
+def cmd_cases(args: argparse.Namespace) -> None:
+    rows = _client(args).cases()
+    if not rows:
+        print("no cases")
+        return
+    print(f"{'REF':20} {'COUNTERPART':12} {'ROLE':10} {'STATE':32} {'SINCE':16}")
+    for row in rows:
+        marks = ("  OVERDUE" if row["overdue"] else "") + ("  ANOMALY" if row["anomaly"] else "")
+        print(f"{row['case_ref']:20} {row['counterpart']:12} {row['role']:10} "
+              f"{row['state']:32} {_when(row['state_since']):16}{marks}")
+
+
+def cmd_case_show(args: argparse.Namespace) -> None:
+    case = _client(args).case(args.ref, args.counterpart or "")
+    print(f"case {case['case_ref']} with {case['counterpart']}: {case['role']} side, "
+          f"{case['state']} since {_when(case['state_since'])} UTC")
+    details = [f"form {case['form'] or '-'}", "urgent" if case["urgent"] else "normal",
+               f"due {_when(case['due_at'])}" + (" (OVERDUE)" if case["overdue"] else "")]
+    print("  " + ", ".join(details))
+    if case["anomaly"]:
+        print(f"  anomaly: {case['anomaly']}")
+    for event in case["timeline"]:
+        print(f"{_when(event['at'])}  {event['direction']:8} {event['kind']:32} "
+              f"-> {event['state_after']:32} {event['message_id']}")
+        if event["override_reason"]:
+            print(f"    sent incomplete; reason: {event['override_reason']}")
+        if event["anomaly"]:
+            print(f"    not applied: {event['anomaly']}")
 
 
 def cmd_status(args: argparse.Namespace) -> None:
@@ -415,6 +450,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--case", default="")
     p.add_argument("--in-reply-to", default="")
     p.add_argument("--priority", default="normal", choices=[p.value for p in Priority])
+    p.add_argument("--override-reason", default="",
+                   help="why an incomplete request package is sent anyway (recorded)")
 
     p = command("inbox", cmd_inbox, "list received (or, with --sent, sent) messages")
     p.add_argument("--sent", action="store_true")
@@ -423,6 +460,12 @@ def _parser() -> argparse.ArgumentParser:
     p = command("show", cmd_show, "show one message and its payload")
     p.add_argument("id")
     p.add_argument("--save", help="write the payload to this file")
+
+    command("cases", cmd_cases, "the cases this node tracks, with their states")
+    case = sub.add_parser("case", help="one case").add_subparsers(dest="sub", required=True)
+    p = command("show", cmd_case_show, "a case's state and timeline", parent=case)
+    p.add_argument("ref")
+    p.add_argument("--with", dest="counterpart", help="the other authority (if several)")
 
     keys = sub.add_parser("keys", help="key management").add_subparsers(dest="sub",
                                                                           required=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -56,6 +57,15 @@ class LocalClient:
 
     def message(self, message_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self.call("GET", f"/messages/{message_id}")
+        return result
+
+    def cases(self) -> list[dict[str, Any]]:
+        return list(self.call("GET", "/cases")["cases"])
+
+    def case(self, case_ref: str, counterpart: str = "") -> dict[str, Any]:
+        query = f"?with={urllib.parse.quote(counterpart)}" if counterpart else ""
+        result: dict[str, Any] = self.call(
+            "GET", f"/cases/{urllib.parse.quote(case_ref, safe='')}{query}")
         return result
 
     def status(self) -> dict[str, Any]:

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from keys.directory import Directory
 from keys.keystore import KeyStore
 from node.archive import ArchiveKey
+from node.cases import package_or_none
 from node.store import InboundRecord, Store
+from protocol.case import Direction
 from protocol.envelope import OpenedEnvelope, envelope_hash, open_envelope, parse_envelope
 from protocol.errors import (
     EnvelopeError,
@@ -204,4 +206,22 @@ class InboundDesk:
             opened_at=None,
         )
         self.store.accept_inbound(record)
+        self._track(opened, now)
         return receipt.data
+
+    def _track(self, opened: OpenedEnvelope, now: int) -> None:
+        """Move the message's case; never raises, so the case cannot undo the acceptance."""
+        header = opened.header
+        if not header.case:
+            return
+        try:
+            with self.store.transaction():  # a savepoint: a failure here leaves the message
+                self.store.cases.record(
+                    case_ref=header.case, counterpart=header.sender, message_id=header.id,
+                    kind=header.kind.value, direction=Direction.RECEIVED, at=now,
+                    priority=header.priority.value,
+                    package=package_or_none(opened.package.content_type,
+                                            opened.package.payload))
+        except Exception:
+            log.exception("case %s: %s %s not tracked", header.case, header.kind.value,
+                          header.id)

@@ -111,7 +111,8 @@ def _draft_from(body: object) -> Draft:
             payload = base64.b64decode(str(body["payload_b64"]), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ApiBadRequest(f"payload_b64 is not base64: {exc}") from None
-    fields = {"case": str, "in_reply_to": str, "content_type": str, "lifetime": int}
+    fields = {"case": str, "in_reply_to": str, "content_type": str, "lifetime": int,
+              "override_reason": str}
     extra = {k: body[k] for k in fields if k in body}
     for name, value in extra.items():
         if not isinstance(value, fields[name]) or isinstance(value, bool):
@@ -177,6 +178,13 @@ def local_application(node: Node, token: str) -> web.Application:
     async def message(request: web.Request) -> web.Response:
         return web.json_response(await node.read_message(request.match_info["id"]))
 
+    async def cases(request: web.Request) -> web.Response:
+        return web.json_response({"cases": await node.cases()})
+
+    async def case(request: web.Request) -> web.Response:
+        return web.json_response(await node.case(request.match_info["ref"],
+                                                 request.query.get("with", "")))
+
     async def directory(request: web.Request) -> web.Response:
         adopted = await node.adopt_directory(await request.read())
         return web.json_response({"serial": adopted.serial, "digest": adopted.digest})
@@ -198,5 +206,7 @@ def local_application(node: Node, token: str) -> web.Application:
     app.router.add_post("/api/v1/messages", send)
     app.router.add_get("/api/v1/messages", messages)
     app.router.add_get("/api/v1/messages/{id}", message)
+    app.router.add_get("/api/v1/cases", cases)
+    app.router.add_get("/api/v1/cases/{ref}", case)
     app.router.add_post("/api/v1/directory", directory)
     return app

@@ -32,10 +32,13 @@ from node.peer_api import peer_application
 from node.store import OutboundRecord, Store
 from node.tls import server_context
 from node.witness import Alarm, Witness, WitnessStore
+from protocol.case import Direction
 from protocol.checkpoint import Checkpoint, parse_tlog_proof
 from protocol.envelope import parse_package
-from protocol.errors import ConfigError, RogatoryError, StoreNotFound
+from protocol.errors import ApiBadRequest, ConfigError, RogatoryError, StoreNotFound
 from protocol.log_entry import EntryType, encode_entry, log_origin, parse_entry
+from protocol.request_package import CONTENT_TYPE as REQUEST_CONTENT_TYPE
+from protocol.request_package import parse_request, require_complete
 
 __all__ = ["Node", "read_api_token"]
 
@@ -289,14 +292,49 @@ class Node:
     # --- what the local API offers --------------------------------------------------------
 
     async def submit(self, draft: Draft) -> OutboundRecord:
-        """Seal and journal; the worker delivers. Returns once the envelope is durable."""
+        """Seal and journal; the worker delivers. Returns once the envelope is durable.
+
+        A request package must be complete unless the draft gives a reason to override, and a
+        message about a case must be a step its case allows: otherwise nothing is queued.
+        """
+        package = None
+        if draft.content_type == REQUEST_CONTENT_TYPE:
+            package = parse_request(draft.payload)
+            gaps = require_complete(package, override_reason=draft.override_reason or None)
+            if gaps:
+                log.warning("sending an incomplete request package (%d gaps): %s", len(gaps),
+                            draft.override_reason)
         record = compose(draft, authority=self.authority, keystore=self.keystore,
                          directory=self._directory, archive=self.archive,
                          now=int(self.clock()))
-        await self.call(self.store.queue_outbound, record, self.clock(),
-                        sent_entry(record, self.authority, int(self.clock())))
+
+        def queue() -> None:
+            with self.store.transaction():
+                self.store.cases.record(
+                    case_ref=record.case_ref, counterpart=record.recipient,
+                    message_id=record.message_id, kind=record.kind, direction=Direction.SENT,
+                    at=record.created, priority=record.priority, package=package,
+                    override_reason=draft.override_reason if package is not None else "",
+                    strict=True)
+                self.store.queue_outbound(record, self.clock(),
+                                          sent_entry(record, self.authority, int(self.clock())))
+
+        await self.call(queue)
         self.worker.wake()
         return record
+
+    async def cases(self) -> list[dict[str, Any]]:
+        return await self.call(self.store.cases.cases, int(self.clock()))
+
+    async def case(self, case_ref: str, counterpart: str = "") -> dict[str, Any]:
+        """One case with its timeline; the counterpart may be left out if only one has it."""
+        if not counterpart:
+            found = await self.call(self.store.cases.counterparts, case_ref)
+            if len(found) > 1:
+                raise ApiBadRequest(f"case {case_ref} is held with {', '.join(found)}; "
+                                    "name one with ?with=AUTHORITY")
+            counterpart = found[0] if found else ""
+        return await self.call(self.store.cases.case, case_ref, counterpart, int(self.clock()))
 
     async def read_message(self, message_id: str) -> dict[str, Any]:
         """A message in either direction, with its payload from the archive."""

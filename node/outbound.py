@@ -75,6 +75,7 @@ class Draft:
     in_reply_to: str = ""
     priority: Priority = Priority.NORMAL
     lifetime: int = 7 * 24 * 3600
+    override_reason: str = ""  # why an incomplete request package is sent all the same
 
 
 def sent_entry(record: OutboundRecord, sender: str, at: int) -> LogEntry:

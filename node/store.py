@@ -21,6 +21,7 @@ from typing import Any
 import sqlite_utils
 
 from node.audit_log import AuditLog
+from node.cases import CaseBook
 from protocol.errors import StoreNotFound
 
 __all__ = ["InboundRecord", "LogEntry", "OutboundRecord", "Store"]
@@ -81,6 +82,7 @@ class Store:
             self.db.execute(f"PRAGMA {pragma}")
         self._create_schema()
         self.audit = AuditLog(self.db)
+        self.cases = CaseBook(self.db)
 
     def close(self) -> None:
         self.db.conn.close()
@@ -309,6 +311,11 @@ class Store:
                 "attempts = attempts + 1 WHERE envelope_hash = ?",
                 [state, code, at, envelope_hash],
             )
+            if status == "accepted":
+                row = self.db.execute("SELECT message_id FROM messages_out "
+                                      "WHERE envelope_hash = ?", [envelope_hash]).fetchone()
+                if row is not None:
+                    self.cases.delivered(str(row[0]), at)
             self.db.table("receipts").upsert(
                 {
                     "envelope_hash": envelope_hash,

@@ -1,0 +1,183 @@
+"""Case tracking on running nodes: both sides follow the same case through the same messages."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import time
+from pathlib import Path
+
+import pytest
+
+from node.cli import main
+from node.federation import Federation
+from node.node import Node
+from node.outbound import Draft, compose
+from protocol.errors import CaseTransitionInvalid, PackageIncomplete, StoreNotFound
+from protocol.kinds import Kind
+from protocol.request_package import CONTENT_TYPE
+from tests.integration.kit import BR, FR, KE, eventually, post_raw, snapshot
+
+REQUESTS = Path(__file__).resolve().parents[2] / "examples" / "requests"
+CASE = "FR-2025-0042"
+
+
+def package(name: str) -> bytes:
+    return (REQUESTS / f"{name}.json").read_bytes()
+
+
+async def state(node: Node, counterpart: str, ref: str = CASE) -> str:
+    return str((await node.case(ref, counterpart))["state"])
+
+
+async def reach(node: Node, counterpart: str, expected: str, ref: str = CASE) -> None:
+    async def probe() -> str:
+        try:
+            return await state(node, counterpart, ref)
+        except StoreNotFound as exc:  # the case may not exist on that side yet
+            return repr(exc)
+
+    await eventually(probe, lambda s: s == expected, what=f"{node.authority} {ref} {expected}")
+
+
+async def both(fed: Federation, expected: str) -> None:
+    """The requesting side (FR) and the requested side (BR) both reach ``expected``."""
+    await reach(fed.nodes[FR], BR, expected)
+    await reach(fed.nodes[BR], FR, expected)
+
+
+async def send(node: Node, to: str, kind: Kind, text: str = "", ref: str = CASE) -> str:
+    draft = Draft(recipient=to, kind=kind, content_type="text/plain;charset=utf-8",
+                  payload=(text or kind.value).encode(), case=ref)
+    return (await node.submit(draft)).message_id
+
+
+async def request(fed: Federation, ref: str = CASE) -> str:
+    fr = fed.nodes[FR]
+    record = await fr.submit(Draft(recipient=BR, kind=Kind.REQUEST, content_type=CONTENT_TYPE,
+                                   payload=package("mla"), case=ref))
+    return record.message_id
+
+
+async def run_cli(*argv: str) -> tuple[int, str, str]:
+    def call() -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            status = main(list(argv))
+        return status, out.getvalue(), err.getvalue()
+
+    return await asyncio.to_thread(call)
+
+
+async def test_a_full_mla_case_moves_both_sides_in_step(federation: Federation) -> None:
+    fr, br = federation.nodes[FR], federation.nodes[BR]
+    await request(federation)
+    assert await state(fr, BR) in ("sent", "delivered")  # the receipt may already be back
+    await both(federation, "delivered")
+    mine = await fr.case(CASE, BR)
+    assert (mine["role"], mine["form"], mine["urgent"]) == ("requesting", "mla", True)
+    assert (await br.case(CASE, FR))["role"] == "requested"
+    assert [e["kind"] for e in mine["timeline"]] == ["request", "delivered"]
+
+    await send(br, FR, Kind.ACKNOWLEDGEMENT)
+    assert await state(br, FR) == "acknowledged"
+    await both(federation, "acknowledged")
+    await send(br, FR, Kind.STATUS)
+    await both(federation, "in-execution")
+    await send(br, FR, Kind.ADDITIONAL_INFORMATION_REQUEST, "which account?")
+    await both(federation, "additional-information-requested")
+    await send(fr, BR, Kind.ADDITIONAL_INFORMATION, "account BR15...")
+    await both(federation, "in-execution")
+    await send(br, FR, Kind.OUTCOME, "bank statements attached")
+    await both(federation, "executed")
+
+    for node, counterpart in ((fr, BR), (br, FR)):
+        case = await node.case(CASE, counterpart)
+        assert case["anomaly"] == "" and case["overdue"] is False and case["due_at"] is None
+        assert not any(e["anomaly"] for e in case["timeline"])
+    assert [e["state_after"] for e in (await br.case(CASE, FR))["timeline"]] == [
+        "delivered", "acknowledged", "in-execution", "additional-information-requested",
+        "in-execution", "executed"]
+
+    # Withdrawing an executed case is refused before anything is queued.
+    before = await snapshot(fr)
+    with pytest.raises(CaseTransitionInvalid, match="executed is terminal"):
+        await send(fr, BR, Kind.WITHDRAWAL)
+    assert await snapshot(fr) == before
+    assert await state(fr, BR) == "executed"
+
+
+async def test_an_outcome_from_the_requesting_side_is_refused(federation: Federation) -> None:
+    fr = federation.nodes[FR]
+    await request(federation)
+    await both(federation, "delivered")
+    before = await snapshot(fr)
+    with pytest.raises(CaseTransitionInvalid) as refused:
+        await send(fr, BR, Kind.OUTCOME)
+    assert refused.value.code == "case.transition_invalid"
+    assert "only the requested side sends outcome" in refused.value.detail
+    assert await snapshot(fr) == before
+    assert [e["kind"] for e in (await fr.case(CASE, BR))["timeline"]] == ["request",
+                                                                         "delivered"]
+
+
+async def test_an_illegal_inbound_message_is_kept_and_noted(federation: Federation) -> None:
+    """A valid envelope that breaks its case's rules is stored and receipted; the case notes it."""
+    fr, ke = federation.nodes[FR], federation.nodes[KE]
+    # KE's own node would refuse to send it; sealed by hand, it reaches FR all the same.
+    record = compose(Draft(recipient=FR, kind=Kind.ACKNOWLEDGEMENT, content_type="text/plain",
+                           payload=b"ack", case="FR-NEVER"),
+                     authority=KE, keystore=ke.keystore, directory=ke.directory,
+                     archive=ke.archive, now=int(time.time()))
+    status, receipt = await post_raw(ke.directory, FR, record.envelope)
+    assert (status, receipt.accepted) == (200, True)
+    assert (await fr.call(fr.store.inbound_by_id, record.message_id)).case_ref == "FR-NEVER"
+    case = await fr.case("FR-NEVER", KE)
+    assert case["state"] == "draft" and "only the requested side" in case["anomaly"]
+    assert case["timeline"][0]["anomaly"] == case["anomaly"]
+
+
+async def test_an_incomplete_request_needs_a_recorded_reason(federation: Federation) -> None:
+    fr = federation.nodes[FR]
+    before = await snapshot(fr)
+    draft = Draft(recipient=BR, kind=Kind.REQUEST, content_type=CONTENT_TYPE,
+                  payload=package("mla-incomplete"), case="FR-INC-1")
+    with pytest.raises(PackageIncomplete) as refused:
+        await fr.submit(draft)
+    assert refused.value.code == "package.incomplete"
+    assert await snapshot(fr) == before
+    assert await fr.cases() == []
+
+    reason = "the account numbers follow by phone; the freeze cannot wait"
+    await fr.submit(Draft(recipient=BR, kind=Kind.REQUEST, content_type=CONTENT_TYPE,
+                          payload=package("mla-incomplete"), case="FR-INC-1",
+                          override_reason=reason))
+    case = await fr.case("FR-INC-1", BR)
+    assert case["timeline"][0]["override_reason"] == reason
+    await reach(federation.nodes[BR], FR, "delivered", "FR-INC-1")
+    await reach(fr, BR, "delivered", "FR-INC-1")
+
+
+async def test_the_cli_lists_cases_and_shows_a_timeline(federation: Federation) -> None:
+    await request(federation)
+    await both(federation, "delivered")
+    home = str(federation.home(FR))
+    status, out, err = await run_cli("cases", "--home", home)
+    assert status == 0, err
+    header, line = out.strip().splitlines()
+    assert header.split()[:5] == ["REF", "COUNTERPART", "ROLE", "STATE", "SINCE"]
+    assert line.split()[:4] == [CASE, BR, "requesting", "delivered"]
+    assert "OVERDUE" in line  # the example's deadline (2025-07-15) has passed
+
+    status, out, err = await run_cli("case", "show", CASE, "--with", BR, "--home", home)
+    assert status == 0, err
+    assert f"case {CASE} with {BR}: requesting side, delivered" in out
+    assert "request" in out and "-> delivered" in out
+
+    status, out, err = await run_cli("case", "show", "NOPE", "--with", BR, "--home", home)
+    assert status == 1 and err.startswith("error: store.not_found")
+
+    status, out, err = await run_cli(
+        "send", "--home", home, "--to", BR, "--kind", "outcome", "--text", "x", "--case", CASE)
+    assert status == 1 and err.startswith("error: case.transition_invalid"), err

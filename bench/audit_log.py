@@ -55,6 +55,7 @@ from pathlib import Path
 
 import nacl
 import sqlite_utils
+from measure import best_rate
 from nacl.signing import SigningKey
 
 from node.audit_bundle import encode_bundle, verify_bundle
@@ -104,24 +105,6 @@ def entry_maker(received: int) -> Callable[[int], list[bytes]]:
     _, fields = parse_entry(sample)
     assert encode_entry(RECEIVED, fields) == sample
     return make
-
-
-def best_rate(fn: Callable[[], object], seconds: float, rounds: int = 3) -> float:
-    """Operations per second: the best of ``rounds`` rounds of ``seconds / rounds`` each."""
-    fn()
-    best = 0.0
-    for _ in range(rounds):
-        count = 0
-        start = time.perf_counter()
-        deadline = start + seconds / rounds
-        while True:
-            fn()
-            count += 1
-            now = time.perf_counter()
-            if now >= deadline:
-                break
-        best = max(best, count / (now - start))
-    return best
 
 
 def quantile(values: Sequence[float], q: float) -> float:

@@ -33,9 +33,9 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
+from measure import best_rate as rate
 from nacl.signing import SigningKey
 
 from node.federation import Federation, Member
@@ -50,24 +50,6 @@ from protocol.suites import Suite, hpke_open, hpke_seal, public_from_private
 SENDER = "XA:MOJ"
 RECIPIENT = "XB:MOJ"
 CLOSED = ("delivered", "refused", "failed")
-
-
-def rate(fn: Callable[[], object], seconds: float, rounds: int = 3) -> float:
-    """Operations per second: the best of ``rounds`` rounds of ``seconds / rounds`` each."""
-    fn()
-    best = 0.0
-    for _ in range(rounds):
-        count = 0
-        start = time.perf_counter()
-        deadline = start + seconds / rounds
-        while True:
-            fn()
-            count += 1
-            now = time.perf_counter()
-            if now >= deadline:
-                break
-        best = max(best, count / (now - start))
-    return best
 
 
 def raw_limit(suite: Suite, envelope: bytes, seconds: float) -> dict[str, float]:
@@ -180,11 +162,11 @@ async def bench(args: argparse.Namespace, root: Path) -> int:
         sender = nodes[SENDER]
         payload = os.urandom(args.size)
 
-        def draft(i: int) -> Draft:
-            return Draft(RECIPIENT, Kind.REQUEST, "application/octet-stream", payload,
-                         case="BENCH/WARM-UP" if i < 0 else f"BENCH/{i}")
+        def draft(case: str) -> Draft:
+            # One case per request: a case takes one formal request, then its answers.
+            return Draft(RECIPIENT, Kind.REQUEST, "application/octet-stream", payload, case=case)
 
-        warm = [await sender.submit(draft(-1)) for _ in range(args.warmup)]
+        warm = [await sender.submit(draft(f"BENCH/WARM-UP/{n}")) for n in range(args.warmup)]
         await wait_closed(sender, [r.message_id for r in warm])
         suite = sender.directory.prekey_for(RECIPIENT, int(time.time())).suite
         raw = raw_limit(suite, warm[-1].envelope, args.raw_seconds)
@@ -203,7 +185,7 @@ async def bench(args: argparse.Namespace, root: Path) -> int:
         started = time.perf_counter()
         for i in range(args.messages):
             at = time.perf_counter()
-            record = await sender.submit(draft(i))
+            record = await sender.submit(draft(f"BENCH/{i}"))
             submitted[record.message_id] = at
         submit_done = time.perf_counter()
         await polling

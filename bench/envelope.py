@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import cryptography
 import nacl
+from measure import rates
 from nacl.signing import SigningKey
 
 from protocol.encoding import pae
@@ -75,29 +76,6 @@ def derive(label: str, size: int = 32) -> bytes:
     """Fixed key material, so every run uses the same keys."""
     digest = hashlib.sha512 if size == 64 else hashlib.sha256
     return digest(f"rogatory/bench/{label}".encode()).digest()[:size]
-
-
-def rates(fns: list[Callable[[], object]], seconds: float, rounds: int) -> list[float]:
-    """Operations per second of each function: the best of ``rounds`` rounds of
-    ``seconds / rounds`` each, the functions taking turns so that a change in background load
-    hits them all alike."""
-    for fn in fns:
-        fn()  # warm caches (parsed key objects, allocator)
-    best = [0.0] * len(fns)
-    per_round = seconds / rounds
-    for _ in range(rounds):
-        for i, fn in enumerate(fns):
-            count = 0
-            start = time.perf_counter()
-            deadline = start + per_round
-            while True:
-                fn()
-                count += 1
-                now = time.perf_counter()
-                if now >= deadline:
-                    break
-            best[i] = max(best[i], count / (now - start))
-    return best
 
 
 def combined(*rates: float) -> float:

@@ -33,7 +33,7 @@ from node.store import OutboundRecord, Store
 from node.tls import server_context
 from node.witness import Alarm, Witness, WitnessStore
 from protocol.case import Direction
-from protocol.checkpoint import Checkpoint, parse_tlog_proof
+from protocol.checkpoint import parse_tlog_proof
 from protocol.envelope import parse_package
 from protocol.errors import ApiBadRequest, ConfigError, RogatoryError, StoreNotFound
 from protocol.log_entry import EntryType, encode_entry, log_origin, parse_entry
@@ -259,7 +259,7 @@ class Node:
         view = await self.call(self.witness.store.view, authority)
         return None if view is None else view[2]
 
-    async def _witness_receipt(self, peer: str, checkpoint: Checkpoint, proof: bytes) -> None:
+    async def _witness_receipt(self, peer: str, proof: bytes) -> None:
         """After each exchange: the checkpoint in a verified receipt is checked like any other."""
         await self.witness.observe(peer, parse_tlog_proof(proof).checkpoint,
                                    source=f"receipt from {peer}")

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import os
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -25,7 +25,6 @@ from keys.keystore import KeyStore
 from node.archive import ArchiveKey
 from node.store import LogEntry, OutboundRecord, Store
 from node.tls import peer_ssl
-from protocol.checkpoint import Checkpoint
 from protocol.envelope import MAX_LIFETIME, seal
 from protocol.errors import (
     ApiBadRequest,
@@ -47,8 +46,8 @@ log = logging.getLogger("rogatory.delivery")
 
 T = TypeVar("T")
 StoreCall = Callable[..., Awaitable[Any]]
-CheckpointHook = Callable[[str, Checkpoint, bytes], Awaitable[None]]
-"""Called with (peer, checkpoint, tlog-proof) for every verified acceptance: witnessing."""
+CheckpointHook = Callable[[str, bytes], Coroutine[Any, Any, None]]
+"""Called with (peer, tlog-proof) after every verified acceptance is recorded: witnessing."""
 
 ENVELOPE_MEDIA_TYPE = "application/vnd.rogatory.envelope"
 RECEIPT_MEDIA_TYPE = "application/vnd.rogatory.receipt"
@@ -258,6 +257,12 @@ class DeliveryWorker:
                       receipt_received_entry(record, self.authority, receipt, at))
         if receipt.accepted:
             log.info("delivered %s to %s", record.message_id, record.recipient)
+            if self.on_checkpoint is not None:
+                # Witnessing the receiver's log fetches a consistency proof and is serialised
+                # per peer; it runs beside delivery so it never holds up the next envelope.
+                task = asyncio.create_task(self.on_checkpoint(record.recipient, receipt.proof))
+                self._attempts.add(task)
+                task.add_done_callback(self._attempts.discard)
         else:
             log.warning("%s refused by %s: %s", record.message_id, record.recipient,
                         receipt.code)
@@ -295,10 +300,8 @@ class DeliveryWorker:
                 # signed by the authority we called.
                 raise TransportBadResponse("a refusal signed by another authority")
             if receipt.accepted:
-                checkpoint = verify_receipt_proof(
+                verify_receipt_proof(
                     receipt, directory.receiver_key(record.recipient, receipt.receiver_key))
-                if self.on_checkpoint is not None:
-                    await self.on_checkpoint(record.recipient, checkpoint, receipt.proof)
         except LogError:
             raise
         except TransportBadResponse:

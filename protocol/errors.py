@@ -30,7 +30,10 @@ from typing import ClassVar
 __all__ = [
     "ERRORS_BY_CODE",
     "ApiError",
+    "CaseConditionsAnswered",
+    "CaseContentWithheld",
     "CaseError",
+    "CaseMessageMalformed",
     "ConfigError",
     "DirectoryError",
     "EncodingError",
@@ -492,6 +495,27 @@ class CaseTransitionInvalid(CaseError):
     """This message is not allowed in the case's current state."""
 
     code = "case.transition_invalid"
+
+
+class CaseMessageMalformed(CaseError):
+    """A message about a case does not meet the schema of its kind."""
+
+    code = "case.message_malformed"
+    hint = "See PROTOCOL.md, case messages, for the fields each kind of message carries."
+
+
+class CaseContentWithheld(CaseError):
+    """Spontaneous information is withheld until its conditions are accepted."""
+
+    code = "case.content_withheld"
+    hint = ("Read its conditions, then accept them with `rogatory conditions accept ID`; only "
+            "the designated receiver may read the content before that.")
+
+
+class CaseConditionsAnswered(CaseError):
+    """The conditions of this spontaneous information have already been answered."""
+
+    code = "case.conditions_answered"
 
 
 class StoreError(RogatoryError):

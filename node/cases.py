@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import calendar
 import datetime
+import json
 import logging
 from typing import Any
 
@@ -28,11 +29,14 @@ from protocol.case import (
     due_at,
     next_state,
 )
-from protocol.errors import CaseTransitionInvalid, RogatoryError, StoreNotFound
+from protocol.case_message import CaseMessage
+from protocol.errors import CaseTransitionInvalid, StoreNotFound
 from protocol.kinds import Kind, Priority
-from protocol.request_package import CONTENT_TYPE, RequestPackage, parse_request
+from protocol.request_package import RequestPackage, check_completeness
 
-__all__ = ["CaseBook", "deadline_of", "package_or_none"]
+__all__ = ["CaseBook", "Content", "deadline_of", "describe"]
+
+Content = CaseMessage | RequestPackage | None
 
 log = logging.getLogger("rogatory.cases")
 
@@ -46,30 +50,69 @@ def deadline_of(package: RequestPackage) -> int | None:
     return calendar.timegm(day.timetuple())
 
 
+_CASE_COLUMNS: dict[str, type] = {
+    "case_ref": str, "counterpart": str, "role": str, "state": str, "form": str,
+    "urgent": int, "deadline": int, "opened_at": int, "updated_at": int, "state_since": int,
+    "anomaly": str, "measures": str, "offence_categories": str, "legal_basis": str,
+    "refusal_grounds": str, "requested_reference": str, "gaps": str, "sent_at": int,
+    "closed_at": int,
+}
+_EVENT_COLUMNS: dict[str, type] = {
+    "case_ref": str, "counterpart": str, "message_id": str, "kind": str, "direction": str,
+    "at": int, "state_after": str, "anomaly": str, "override_reason": str, "detail": str,
+}
+_JSON_COLUMNS = ("measures", "offence_categories", "refusal_grounds", "gaps")
+_SHORT = 100
+
+
+def _short(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= _SHORT else line[:_SHORT - 3] + "..."
+
+
+def describe(kind: Kind, content: Content) -> str:
+    """One line for the timeline: what the message said that moves or explains the case."""
+    if isinstance(content, RequestPackage):
+        gaps = check_completeness(content)
+        what = f"{content.form} request, reference {content.reference or '(none)'}"
+        return what + (f"; {len(gaps)} essential field(s) missing" if gaps else "")
+    if not isinstance(content, CaseMessage):
+        return ""
+    if kind is Kind.ACKNOWLEDGEMENT:
+        named = len(content["gaps"])
+        return f"their reference {content['reference']}" + (
+            f"; names {named} missing field(s)" if named else "")
+    if kind is Kind.OUTCOME:
+        return f"{'final' if content.final else 'partial'}: {_short(content['summary'])}"
+    if kind is Kind.REFUSAL:
+        return f"grounds: {', '.join(content['grounds'])}; {_short(content['explanation'])}"
+    if kind is Kind.POSTPONEMENT:
+        until = content["until"]
+        return (f"until {until}: " if until else "") + _short(content["reason"])
+    if kind is Kind.ADDITIONAL_INFORMATION_REQUEST:
+        return _short("; ".join(content["questions"]))
+    if kind is Kind.RETRIEVAL:
+        return f"opened {content['message_id']}"
+    for name in ("text", "reason"):
+        if name in content.fields:
+            return _short(content[name])
+    return ""
+
+
 class CaseBook:
     """The ``cases`` and ``case_events`` tables; synchronous, run on the store thread."""
 
     def __init__(self, db: sqlite_utils.Database) -> None:
         self.db = db
         with db.atomic():
-            db.table("cases").create(
-                {
-                    "case_ref": str, "counterpart": str, "role": str, "state": str,
-                    "form": str, "urgent": int, "deadline": int, "opened_at": int,
-                    "updated_at": int, "state_since": int, "anomaly": str,
-                },
-                pk=("case_ref", "counterpart"),
-                not_null={"role", "state"},
-                if_not_exists=True,
-            )
-            db.table("case_events").create(
-                {
-                    "case_ref": str, "counterpart": str, "message_id": str, "kind": str,
-                    "direction": str, "at": int, "state_after": str, "anomaly": str,
-                    "override_reason": str,
-                },
-                if_not_exists=True,
-            )
+            db.table("cases").create(_CASE_COLUMNS, pk=("case_ref", "counterpart"),
+                                     not_null={"role", "state"}, if_not_exists=True)
+            db.table("case_events").create(_EVENT_COLUMNS, if_not_exists=True)
+            for table, columns in (("cases", _CASE_COLUMNS), ("case_events", _EVENT_COLUMNS)):
+                have = set(db.table(table).columns_dict)
+                for name, kind in columns.items():
+                    if name not in have:  # a store created by an earlier release
+                        db.table(table).add_column(name, kind)
             db.table("case_events").create_index(["case_ref", "counterpart"],
                                                  if_not_exists=True)
             db.table("case_events").create_index(["message_id"], if_not_exists=True)
@@ -83,10 +126,13 @@ class CaseBook:
 
     def record(self, *, case_ref: str, counterpart: str, message_id: str, kind: str,
                direction: Direction, at: int, priority: str = Priority.NORMAL.value,
-               package: RequestPackage | None = None, override_reason: str = "",
+               content: Content = None, override_reason: str = "",
                strict: bool = False) -> CaseState | None:
         """Apply one message to its case; the state after, or ``None`` if it is not tracked.
 
+        ``content`` is what ``check_content`` read from the payload: a request package gives
+        the case its form, measures, offences and legal basis; a case message says whether an
+        outcome is final, the grounds of a refusal, the requested authority's reference.
         ``strict`` (a message this node is about to send) raises ``case.transition_invalid``
         and writes nothing; otherwise (a message already accepted) the refusal is recorded as
         an anomaly of the case and its state stays as it was.
@@ -95,12 +141,16 @@ class CaseBook:
         if not case_ref or message_kind not in ACTORS:
             return None  # no case, or not a step of a request's lifecycle (tracked on its own)
         row = self._row(case_ref, counterpart)
+        if row is None and message_kind is Kind.RETRIEVAL:
+            return None  # evidence about a message of no tracked case
         if row is None:
             role = Role.REQUESTING if direction is Direction.SENT else Role.REQUESTED
             state = CaseState.DRAFT
         else:
             role, state = Role(row["role"]), CaseState.from_name(row["state"])
-        final = True if message_kind is Kind.OUTCOME else None
+        message = content if isinstance(content, CaseMessage) else None
+        final = (message.final if message is not None else True) \
+            if message_kind is Kind.OUTCOME else None
         anomaly = ""
         try:
             after = next_state(state, CaseEvent(message_kind, role, direction, final))
@@ -112,37 +162,62 @@ class CaseBook:
         with self.db.atomic():
             if row is None:
                 self.db.table("cases").insert({
+                    **{name: "" for name, kind in _CASE_COLUMNS.items() if kind is str},
+                    **{name: "[]" for name in _JSON_COLUMNS},
                     "case_ref": case_ref, "counterpart": counterpart, "role": role.value,
-                    "state": after.value, "form": "", "urgent": 0, "deadline": None,
-                    "opened_at": at, "updated_at": at, "state_since": at, "anomaly": anomaly,
+                    "state": after.value, "urgent": 0, "deadline": None, "opened_at": at,
+                    "updated_at": at, "state_since": at, "anomaly": anomaly,
+                    "sent_at": None, "closed_at": None,
                 })
+            changes: dict[str, Any] = {"updated_at": at}
+            if anomaly:
+                changes["anomaly"] = anomaly
             else:
-                changes: dict[str, Any] = {"updated_at": at}
-                if anomaly:
-                    changes["anomaly"] = anomaly
-                elif message_kind is not Kind.RETRIEVAL:
+                if message_kind is not Kind.RETRIEVAL and row is not None:
                     changes.update(state=after.value, state_since=at)
-                self.db.table("cases").update((case_ref, counterpart), changes)
-            changes = {}
+                changes.update(self._facts(message_kind, direction, content, at, after))
             if priority == Priority.URGENT.value:
                 changes["urgent"] = 1
-            if package is not None and message_kind is Kind.REQUEST and not anomaly:
-                changes["form"] = package.form
-                changes["urgent"] = 1 if package.urgent or changes.get("urgent") else 0
-                changes["deadline"] = deadline_of(package)
-            if changes:
-                self.db.table("cases").update((case_ref, counterpart), changes)
+            self.db.table("cases").update((case_ref, counterpart), changes)
             self._event(case_ref, counterpart, message_id, kind, direction.value, at, after,
-                        anomaly, override_reason)
+                        anomaly, override_reason, describe(message_kind, content))
         return after
+
+    @staticmethod
+    def _facts(kind: Kind, direction: Direction, content: Content, at: int,
+               after: CaseState) -> dict[str, Any]:
+        """What a message that was applied tells the case beyond its state."""
+        facts: dict[str, Any] = {}
+        if kind is Kind.REQUEST:
+            facts["sent_at"] = at
+        if after.terminal:
+            facts["closed_at"] = at
+        if isinstance(content, RequestPackage) and kind is Kind.REQUEST:
+            facts.update(
+                form=content.form, deadline=deadline_of(content),
+                measures=json.dumps(list(content.measure_types)),
+                offence_categories=json.dumps(list(content.offence_categories)),
+                legal_basis=content.legal_basis,
+                gaps=json.dumps([g.to_json() for g in check_completeness(content)]),
+            )
+            if content.urgent:
+                facts["urgent"] = 1
+        if isinstance(content, CaseMessage):
+            if kind is Kind.ACKNOWLEDGEMENT:
+                facts["requested_reference"] = content["reference"]
+                if direction is Direction.RECEIVED:
+                    facts["gaps"] = json.dumps([g.to_json() for g in content["gaps"]])
+            elif kind is Kind.REFUSAL:
+                facts["refusal_grounds"] = json.dumps(list(content["grounds"]))
+        return facts
 
     def _event(self, case_ref: str, counterpart: str, message_id: str, kind: str,
                direction: str, at: int, after: CaseState, anomaly: str,
-               override_reason: str = "") -> None:
+               override_reason: str = "", detail: str = "") -> None:
         self.db.table("case_events").insert({
             "case_ref": case_ref, "counterpart": counterpart, "message_id": message_id,
             "kind": kind, "direction": direction, "at": at, "state_after": after.value,
-            "anomaly": anomaly, "override_reason": override_reason,
+            "anomaly": anomaly, "override_reason": override_reason, "detail": detail,
         })
 
     def delivered(self, message_id: str, at: int) -> CaseState | None:
@@ -183,7 +258,8 @@ class CaseBook:
         due = due_at(CaseState.from_name(row["state"]), sent_at=row["state_since"],
                      deadline=row["deadline"],
                      priority=Priority.URGENT if row["urgent"] else Priority.NORMAL)
-        return {**row, "urgent": bool(row["urgent"]), "due_at": due,
+        decoded = {name: json.loads(row[name] or "[]") for name in _JSON_COLUMNS}
+        return {**row, **decoded, "urgent": bool(row["urgent"]), "due_at": due,
                 "overdue": due is not None and now > due}
 
     def cases(self, now: int) -> list[dict[str, Any]]:
@@ -202,7 +278,8 @@ class CaseBook:
         if row is None:
             raise StoreNotFound(f"no case {case_ref} with {counterpart}")
         rows = self.db.execute(
-            "SELECT message_id, kind, direction, at, state_after, anomaly, override_reason "
+            "SELECT message_id, kind, direction, at, state_after, anomaly, override_reason, "
+            "detail "
             "FROM case_events WHERE case_ref = ? AND counterpart = ? ORDER BY rowid",
             [case_ref, counterpart],
         )
@@ -213,12 +290,17 @@ class CaseBook:
     def overdue(self, now: int) -> list[dict[str, Any]]:
         return [case for case in self.cases(now) if case["overdue"]]
 
+    def statistics_rows(self) -> list[dict[str, Any]]:
+        """One record per case in the shape ``node.statistics`` counts."""
+        return [
+            {
+                "case_ref": case["case_ref"], "counterpart": case["counterpart"],
+                "role": case["role"], "form": case["form"], "measures": case["measures"],
+                "offence_categories": case["offence_categories"],
+                "legal_basis": case["legal_basis"], "state": case["state"],
+                "refusal_grounds": case["refusal_grounds"], "sent_at": case["sent_at"],
+                "closed_at": case["closed_at"],
+            }
+            for case in self.cases(0)
+        ]
 
-def package_or_none(content_type: str, payload: bytes) -> RequestPackage | None:
-    """The request package in a received payload, or ``None`` (never raises)."""
-    if content_type != CONTENT_TYPE:
-        return None
-    try:
-        return parse_request(payload)
-    except RogatoryError:
-        return None

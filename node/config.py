@@ -30,6 +30,9 @@ Example (what ``rogatory init`` writes)::
     [audit]
     witness_interval = 60.0      # seconds between rounds of fetching and cosigning peers' logs
 
+    [cases]
+    retrieval_receipts = true    # send the sender signed evidence of each message's first opening
+
     [secrets]
     passphrase_env = "ROGATORY_PASSPHRASE"
     api_token_env = "ROGATORY_API_TOKEN"
@@ -71,6 +74,7 @@ class NodeConfig:
     retry_base: float = 0.5
     retry_max: float = 300.0
     witness_interval: float = 60.0
+    retrieval_receipts: bool = True
     passphrase_env: str = "ROGATORY_PASSPHRASE"
     api_token_env: str = "ROGATORY_API_TOKEN"
 
@@ -93,6 +97,11 @@ class NodeConfig:
     @property
     def api_token_path(self) -> Path:
         return self.home / "api-token"
+
+    @property
+    def receiver_token_path(self) -> Path:
+        """The designated receiver's token: reads spontaneous information before acceptance."""
+        return self.home / "receiver-token"
 
     @property
     def record_path(self) -> Path:
@@ -146,6 +155,7 @@ def load_config(home: Path) -> NodeConfig:
     delivery = _section(data, "delivery")
     secrets = _section(data, "secrets")
     audit = _section(data, "audit")
+    cases = _section(data, "cases")
     defaults = NodeConfig(home=home, authority="")
     secretariat = directory.get("secretariat", [])
     if not isinstance(secretariat, list) or not all(isinstance(s, str) for s in secretariat):
@@ -170,6 +180,7 @@ def load_config(home: Path) -> NodeConfig:
         retry_max=_typed(delivery, "retry_max", float, defaults.retry_max),
         witness_interval=_typed(audit, "witness_interval", float,
                                 defaults.witness_interval),
+        retrieval_receipts=_typed(cases, "retrieval_receipts", bool, True),
         passphrase_env=_typed(secrets, "passphrase_env", str, defaults.passphrase_env),
         api_token_env=_typed(secrets, "api_token_env", str, defaults.api_token_env),
     )
@@ -221,6 +232,7 @@ def render_config(config: NodeConfig) -> str:
             "retry_max": config.retry_max,
         },
         "audit": {"witness_interval": config.witness_interval},
+        "cases": {"retrieval_receipts": config.retrieval_receipts},
         "secrets": {
             "passphrase_env": config.passphrase_env,
             "api_token_env": config.api_token_env,

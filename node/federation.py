@@ -117,5 +117,7 @@ class Federation:
 
     async def stop(self) -> None:
         for node in self.nodes.values():
+            await node.quiesce()
+        for node in self.nodes.values():
             await node.stop()
         self.nodes.clear()

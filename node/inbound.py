@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from keys.directory import Directory
 from keys.keystore import KeyStore
 from node.archive import ArchiveKey
-from node.cases import package_or_none
+from node.cases import Content
 from node.store import InboundRecord, Store
 from protocol.case import Direction
+from protocol.case_message import CaseMessage, check_content
 from protocol.envelope import OpenedEnvelope, envelope_hash, open_envelope, parse_envelope
 from protocol.errors import (
     EnvelopeError,
@@ -26,6 +27,8 @@ from protocol.errors import (
     RogatoryError,
     TransportBodyTooLarge,
 )
+from protocol.header import EnvelopeHeader
+from protocol.kinds import Kind
 from protocol.log_entry import EntryType, encode_entry, log_origin, received_entry
 from protocol.receipt import Receipt, ReceiptStatus, sign_receipt
 from protocol.suites import Suite
@@ -157,8 +160,13 @@ class InboundDesk:
             return self.reject(EnvelopeError("the envelope could not be processed"), data)
         header = opened.header
         try:
+            content = check_content(header.kind, opened.package.content_type,
+                                    opened.package.payload)
+        except RogatoryError as exc:
+            return self.reject(exc, data)
+        try:
             with self.store.transaction():
-                receipt = self._commit(opened, digest, now)
+                receipt = self._commit(opened, digest, now, content)
         except sqlite3.IntegrityError:
             # Another request committed the same envelope, or the same id, first.
             stored = self.store.receipt_for_inbound(digest)
@@ -168,7 +176,7 @@ class InboundDesk:
         log.info("accepted %s %s from %s", header.kind.value, header.id, header.sender)
         return Outcome(200, receipt, True)
 
-    def _commit(self, opened: OpenedEnvelope, digest: str, now: int) -> bytes:
+    def _commit(self, opened: OpenedEnvelope, digest: str, now: int, content: Content) -> bytes:
         """Log the envelope, sign the receipt with its inclusion proof, store all of it.
 
         Runs inside one transaction: if anything fails, neither the message, nor its log
@@ -206,22 +214,34 @@ class InboundDesk:
             opened_at=None,
         )
         self.store.accept_inbound(record)
-        self._track(opened, now)
+        self._track(opened, now, content)
         return receipt.data
 
-    def _track(self, opened: OpenedEnvelope, now: int) -> None:
+    def _track(self, opened: OpenedEnvelope, now: int, content: Content) -> None:
         """Move the message's case; never raises, so the case cannot undo the acceptance."""
         header = opened.header
-        if not header.case:
-            return
         try:
             with self.store.transaction():  # a savepoint: a failure here leaves the message
-                self.store.cases.record(
-                    case_ref=header.case, counterpart=header.sender, message_id=header.id,
-                    kind=header.kind.value, direction=Direction.RECEIVED, at=now,
-                    priority=header.priority.value,
-                    package=package_or_none(opened.package.content_type,
-                                            opened.package.payload))
+                if isinstance(content, CaseMessage):
+                    self._track_spontaneous(header, content, now)
+                if header.case:
+                    self.store.cases.record(
+                        case_ref=header.case, counterpart=header.sender,
+                        message_id=header.id, kind=header.kind.value,
+                        direction=Direction.RECEIVED, at=now, priority=header.priority.value,
+                        content=content)
         except Exception:
             log.exception("case %s: %s %s not tracked", header.case, header.kind.value,
                           header.id)
+
+    def _track_spontaneous(self, header: EnvelopeHeader, message: CaseMessage,
+                           now: int) -> None:
+        if header.kind is Kind.SPONTANEOUS_INFORMATION:
+            self.store.spontaneous.record(
+                message_id=header.id, counterpart=header.sender, direction="received",
+                case_ref=header.case, conditions=message.conditions, at=now)
+        elif header.kind is Kind.CONDITIONS_ANSWER:
+            self.store.spontaneous.answer(
+                message_id=header.in_reply_to, counterpart=header.sender, direction="sent",
+                accepted=message["accepted"], answer_id=header.id, reason=message["reason"],
+                at=now)

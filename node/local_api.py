@@ -27,11 +27,17 @@ from protocol.kinds import Kind, Priority
 if TYPE_CHECKING:
     from node.node import Node
 
-__all__ = ["local_application"]
+__all__ = ["OPERATOR", "RECEIVER", "local_application"]
+
+# Who is calling: the operator's token does everything; the designated receiver's token reads
+# spontaneous information before its conditions are accepted, and answers them.
+OPERATOR = "operator"
+RECEIVER = "designated-receiver"
+PRINCIPAL = web.RequestKey("principal", str)
 
 log = logging.getLogger("rogatory.api")
 
-_STATUS = {"api.unauthorized": 401, "store.not_found": 404}
+_STATUS = {"api.unauthorized": 401, "store.not_found": 404, "case.content_withheld": 403}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -129,14 +135,40 @@ def _draft_from(body: object) -> Draft:
     )
 
 
-def local_application(node: Node, token: str) -> web.Application:
-    expected = f"Bearer {token}".encode()
+# What the designated receiver's token may do: read, and answer spontaneous information.
+_RECEIVER_ROUTES = frozenset({
+    ("GET", "/api/v1/messages"), ("GET", "/api/v1/messages/{id}"),
+    ("GET", "/api/v1/spontaneous"), ("POST", "/api/v1/spontaneous/{id}/answer"),
+})
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ApiBadRequest("the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise ApiBadRequest("the body must be a JSON object")
+    return body
+
+
+def local_application(node: Node, token: str, receiver_token: str | None = None) -> web.Application:
+    principals = [(f"Bearer {token}".encode(), OPERATOR)]
+    if receiver_token:
+        principals.append((f"Bearer {receiver_token}".encode(), RECEIVER))
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
         given = request.headers.get("Authorization", "").encode()
-        if not hmac.compare_digest(given, expected):
+        matches = [who for expected, who in principals if hmac.compare_digest(given, expected)]
+        if not matches:
             return error_response(ApiUnauthorized("missing or wrong bearer token"))
+        route = request.match_info.route.resource
+        path = route.canonical if route is not None else ""
+        if matches[0] == RECEIVER and (request.method, path) not in _RECEIVER_ROUTES:
+            return error_response(ApiUnauthorized(
+                "the designated receiver's token only reads messages and answers conditions"))
+        request[PRINCIPAL] = matches[0]
         try:
             return await handler(request)
         except RogatoryError as exc:
@@ -176,10 +208,44 @@ def local_application(node: Node, token: str) -> web.Application:
         return web.json_response({"messages": rows})
 
     async def message(request: web.Request) -> web.Response:
-        return web.json_response(await node.read_message(request.match_info["id"]))
+        return web.json_response(await node.read_message(request.match_info["id"],
+                                                         request[PRINCIPAL]))
 
     async def cases(request: web.Request) -> web.Response:
-        return web.json_response({"cases": await node.cases()})
+        found = await node.cases()
+        if request.query.get("overdue") in ("1", "true"):
+            found = [case for case in found if case["overdue"]]
+        return web.json_response({"cases": found})
+
+    async def reply(request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        fields = body.get("fields", {})
+        if not isinstance(fields, dict):
+            raise ApiBadRequest("fields must be an object")
+        try:
+            kind = Kind(body.get("kind"))
+        except ValueError:
+            raise ApiBadRequest(f"unknown kind {body.get('kind')!r}") from None
+        counterpart = body.get("with", "")
+        if not isinstance(counterpart, str):
+            raise ApiBadRequest("with must be an authority id")
+        record = await node.reply(request.match_info["ref"], counterpart, kind, fields)
+        return web.json_response(outbound_json(record), status=202)
+
+    async def spontaneous(request: web.Request) -> web.Response:
+        return web.json_response({"spontaneous": await node.spontaneous()})
+
+    async def answer(request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        accepted, reason = body.get("accepted"), body.get("reason", "")
+        if type(accepted) is not bool or not isinstance(reason, str):
+            raise ApiBadRequest("accepted must be true or false, reason a string")
+        record = await node.answer_conditions(request.match_info["id"], accepted=accepted,
+                                              reason=reason)
+        return web.json_response(outbound_json(record), status=202)
+
+    async def statistics(request: web.Request) -> web.Response:
+        return web.json_response({"cases": await node.statistics()})
 
     async def case(request: web.Request) -> web.Response:
         return web.json_response(await node.case(request.match_info["ref"],
@@ -208,5 +274,9 @@ def local_application(node: Node, token: str) -> web.Application:
     app.router.add_get("/api/v1/messages/{id}", message)
     app.router.add_get("/api/v1/cases", cases)
     app.router.add_get("/api/v1/cases/{ref}", case)
+    app.router.add_post("/api/v1/cases/{ref}/messages", reply)
+    app.router.add_get("/api/v1/spontaneous", spontaneous)
+    app.router.add_post("/api/v1/spontaneous/{id}/answer", answer)
+    app.router.add_get("/api/v1/statistics/cases", statistics)
     app.router.add_post("/api/v1/directory", directory)
     return app

@@ -23,24 +23,40 @@ from keys.directory import Directory, check_adoption, verify_directory
 from keys.keystore import KeyStore
 from node.archive import ArchiveKey
 from node.audit_bundle import encode_bundle
+from node.cases import Content
 from node.config import NodeConfig, load_config
 from node.inbound import InboundDesk, Outcome
-from node.local_api import b64, inbound_json, local_application, outbound_json
+from node.local_api import (
+    OPERATOR,
+    RECEIVER,
+    b64,
+    inbound_json,
+    local_application,
+    outbound_json,
+)
 from node.log_api import log_routes
 from node.outbound import DeliveryWorker, Draft, compose, sent_entry
 from node.peer_api import peer_application
+from node.spontaneous import ACCEPTED
 from node.store import OutboundRecord, Store
 from node.tls import server_context
 from node.witness import Alarm, Witness, WitnessStore
 from protocol.case import Direction
+from protocol.case_message import CONTENT_TYPE as CASE_MESSAGE_TYPE
+from protocol.case_message import (
+    CaseMessage,
+    check_content,
+    encode_case_message,
+    parse_case_message,
+)
 from protocol.checkpoint import parse_tlog_proof
 from protocol.envelope import parse_package
 from protocol.errors import ApiBadRequest, ConfigError, RogatoryError, StoreNotFound
+from protocol.kinds import Kind, Priority
 from protocol.log_entry import EntryType, encode_entry, log_origin, parse_entry
-from protocol.request_package import CONTENT_TYPE as REQUEST_CONTENT_TYPE
-from protocol.request_package import parse_request, require_complete
+from protocol.request_package import Gap, RequestPackage, require_complete
 
-__all__ = ["Node", "read_api_token"]
+__all__ = ["Node", "read_api_token", "read_receiver_token"]
 
 log = logging.getLogger("rogatory.node")
 T = TypeVar("T")
@@ -59,6 +75,17 @@ def read_api_token(config: NodeConfig) -> str:
         ) from None
 
 
+def read_receiver_token(config: NodeConfig) -> str | None:
+    """The designated receiver's token, or ``None`` if this node has none."""
+    token = os.environ.get("ROGATORY_RECEIVER_TOKEN", "")
+    if token:
+        return token
+    try:
+        return config.receiver_token_path.read_text("ascii").strip() or None
+    except FileNotFoundError:
+        return None
+
+
 class Node:
     def __init__(self, config: NodeConfig, keystore: KeyStore, passphrase: bytes, *,
                  clock: Callable[[], float] = time.time, api_token: str | None = None) -> None:
@@ -68,6 +95,7 @@ class Node:
         self.clock = clock
         self._passphrase = passphrase
         self._api_token = api_token if api_token is not None else read_api_token(config)
+        self._receiver_token = read_receiver_token(config)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self.store = Store(config.database_path)
         self.archive = ArchiveKey(keystore.storage_key)
@@ -215,7 +243,7 @@ class Node:
                                 max_body=self.config.max_body, routes=routes)
         self.peer_port = await self._site(peer, self.config.peer_host, self.config.peer_port,
                                           self.config.tls)
-        local = local_application(self, self._api_token)
+        local = local_application(self, self._api_token, self._receiver_token)
         self.api_port = await self._site(local, self.config.api_host, self.config.api_port,
                                          False)
         await self.worker.start()
@@ -223,9 +251,17 @@ class Node:
         log.info("%s listening for peers on %s:%d, local API on %s:%d", self.authority,
                  self.config.peer_host, self.peer_port, self.config.api_host, self.api_port)
 
-    async def stop(self) -> None:
+    async def quiesce(self) -> None:
+        """Stop sending (witness rounds, deliveries) while still answering peers.
+
+        Nodes that stop together quiesce first, so no delivery between them is cut off mid-way
+        by its receiver going away.
+        """
         await self.witness.stop()
         await self.worker.stop()
+
+    async def stop(self) -> None:
+        await self.quiesce()
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
@@ -294,34 +330,96 @@ class Node:
     async def submit(self, draft: Draft) -> OutboundRecord:
         """Seal and journal; the worker delivers. Returns once the envelope is durable.
 
-        A request package must be complete unless the draft gives a reason to override, and a
-        message about a case must be a step its case allows: otherwise nothing is queued.
+        The payload must meet its kind's schema; a request package must be complete unless the
+        draft gives a reason to override; a message about a case must be a step its case
+        allows; an answer to conditions must answer conditions still open. Otherwise nothing is
+        queued.
         """
-        package = None
-        if draft.content_type == REQUEST_CONTENT_TYPE:
-            package = parse_request(draft.payload)
-            gaps = require_complete(package, override_reason=draft.override_reason or None)
+        content = check_content(draft.kind, draft.content_type, draft.payload)
+        override = ""
+        if isinstance(content, RequestPackage):
+            gaps = require_complete(content, override_reason=draft.override_reason or None)
             if gaps:
+                override = draft.override_reason
                 log.warning("sending an incomplete request package (%d gaps): %s", len(gaps),
-                            draft.override_reason)
+                            override)
         record = compose(draft, authority=self.authority, keystore=self.keystore,
                          directory=self._directory, archive=self.archive,
                          now=int(self.clock()))
-
-        def queue() -> None:
-            with self.store.transaction():
-                self.store.cases.record(
-                    case_ref=record.case_ref, counterpart=record.recipient,
-                    message_id=record.message_id, kind=record.kind, direction=Direction.SENT,
-                    at=record.created, priority=record.priority, package=package,
-                    override_reason=draft.override_reason if package is not None else "",
-                    strict=True)
-                self.store.queue_outbound(record, self.clock(),
-                                          sent_entry(record, self.authority, int(self.clock())))
-
-        await self.call(queue)
+        await self.call(self._queue, record, content, override)
         self.worker.wake()
         return record
+
+    def _queue(self, record: OutboundRecord, content: Content, override: str,
+               opened: str = "") -> bool:
+        """Journal one sealed message with everything it changes, in one transaction.
+
+        With ``opened`` (the envelope hash of a received message), the message is a retrieval
+        receipt and is queued only if this is the first opening of that message.
+        """
+        with self.store.transaction():
+            now = int(self.clock())
+            if opened and not self.store.mark_opened(opened, now):
+                return False
+            kind = Kind.from_name(record.kind)
+            if isinstance(content, CaseMessage) and kind is Kind.SPONTANEOUS_INFORMATION:
+                self.store.spontaneous.record(
+                    message_id=record.message_id, counterpart=record.recipient,
+                    direction="sent", case_ref=record.case_ref,
+                    conditions=content.conditions, at=record.created)
+            elif isinstance(content, CaseMessage) and kind is Kind.CONDITIONS_ANSWER:
+                self.store.spontaneous.answer(
+                    message_id=record.in_reply_to, counterpart=record.recipient,
+                    direction="received", accepted=content["accepted"],
+                    answer_id=record.message_id, reason=content["reason"], at=record.created)
+            self.store.cases.record(
+                case_ref=record.case_ref, counterpart=record.recipient,
+                message_id=record.message_id, kind=record.kind, direction=Direction.SENT,
+                at=record.created, priority=record.priority, content=content,
+                override_reason=override, strict=True)
+            self.store.queue_outbound(record, self.clock(),
+                                      sent_entry(record, self.authority, now))
+        return True
+
+    async def reply(self, case_ref: str, counterpart: str, kind: Kind,
+                    fields: dict[str, Any]) -> OutboundRecord:
+        """Say something about a case: the recipient, reply link and priority come from it.
+
+        An acknowledgement that names no gaps names those this node found in the request, so
+        the requesting authority learns at once what to complete (UNTOC art. 18(16)).
+        """
+        case = await self.case(case_ref, counterpart)
+        if kind is Kind.ACKNOWLEDGEMENT and "gaps" not in fields:
+            fields = {**fields, "gaps": [Gap.from_json(g) for g in case["gaps"]]
+                      if case["role"] == "requested" else []}
+        if kind is Kind.ADDITIONAL_INFORMATION_REQUEST and "gaps" not in fields:
+            fields = {**fields, "gaps": []}
+        message = CaseMessage.build(kind, **fields)
+        last = next((e["message_id"] for e in reversed(case["timeline"])
+                     if e["direction"] == "received"), "")
+        return await self.submit(Draft(
+            recipient=case["counterpart"], kind=kind, content_type=CASE_MESSAGE_TYPE,
+            payload=encode_case_message(message), case=case_ref, in_reply_to=last,
+            priority=Priority.URGENT if case["urgent"] else Priority.NORMAL))
+
+    async def answer_conditions(self, message_id: str, *, accepted: bool,
+                                reason: str = "") -> OutboundRecord:
+        """Accept or decline the conditions of spontaneous information received."""
+        inbound = await self.call(self.store.inbound_by_id, message_id)
+        if inbound.kind != Kind.SPONTANEOUS_INFORMATION.value:
+            raise ApiBadRequest(f"{message_id} is {inbound.kind}, not spontaneous information")
+        message = CaseMessage.build(Kind.CONDITIONS_ANSWER, accepted=accepted, reason=reason)
+        return await self.submit(Draft(
+            recipient=inbound.sender, kind=Kind.CONDITIONS_ANSWER,
+            content_type=CASE_MESSAGE_TYPE, payload=encode_case_message(message),
+            case=inbound.case_ref, in_reply_to=message_id,
+            priority=Priority.from_name(inbound.priority)))
+
+    async def spontaneous(self) -> list[dict[str, Any]]:
+        return await self.call(self.store.spontaneous.all)
+
+    async def statistics(self) -> list[dict[str, Any]]:
+        return await self.call(self.store.cases.statistics_rows)
 
     async def cases(self) -> list[dict[str, Any]]:
         return await self.call(self.store.cases.cases, int(self.clock()))
@@ -336,19 +434,60 @@ class Node:
             counterpart = found[0] if found else ""
         return await self.call(self.store.cases.case, case_ref, counterpart, int(self.clock()))
 
-    async def read_message(self, message_id: str) -> dict[str, Any]:
-        """A message in either direction, with its payload from the archive."""
+    async def read_message(self, message_id: str,
+                           principal: str = OPERATOR) -> dict[str, Any]:
+        """A message in either direction, with its payload from the archive.
+
+        The first reading of a received message sends its sender a signed retrieval receipt.
+        Spontaneous information whose conditions are not accepted shows only its conditions,
+        except to the designated receiver.
+        """
         try:
             inbound = await self.call(self.store.inbound_by_id, message_id)
         except StoreNotFound:
             outbound = await self.call(self.store.outbound_by_id, message_id)
             package = parse_package(self.archive.open(outbound.envelope_hash, outbound.archive))
             return {**outbound_json(outbound), "content_type": package.content_type,
-                    "payload_b64": b64(package.payload)}
+                    "payload_b64": b64(package.payload),
+                    "retrieved_at": await self.call(self.store.retrieved_at,
+                                                    outbound.recipient, message_id)}
         package = parse_package(self.archive.open(inbound.envelope_hash, inbound.archive))
-        await self.call(self.store.mark_opened, inbound.envelope_hash, int(self.clock()))
-        return {**inbound_json(inbound), "payload_b64": b64(package.payload),
-                "package_b64": b64(package.data)}
+        shown = {**inbound_json(inbound), "payload_b64": b64(package.payload),
+                 "package_b64": b64(package.data)}
+        if inbound.kind == Kind.SPONTANEOUS_INFORMATION.value:
+            state = await self.call(self.store.spontaneous.state, message_id, inbound.sender)
+            shown["conditions_state"] = state
+            if state != ACCEPTED and principal != RECEIVER:
+                message = parse_case_message(package.payload)
+                return {**inbound_json(inbound), "withheld": True,
+                        "conditions": message.conditions.to_json(),
+                        "conditions_state": state}
+        if inbound.opened_at is None:
+            await self._retrieval_receipt(inbound.envelope_hash, inbound.message_id,
+                                          inbound.sender, inbound.case_ref, inbound.kind)
+        return shown
+
+    async def _retrieval_receipt(self, envelope: str, message_id: str, sender: str,
+                                 case_ref: str, kind: str) -> None:
+        """Mark the first opening and, in the same transaction, queue the evidence of it."""
+        if kind == Kind.RETRIEVAL.value or not self.config.retrieval_receipts:
+            await self.call(self.store.mark_opened, envelope, int(self.clock()))
+            return
+        now = int(self.clock())
+        message = CaseMessage.build(Kind.RETRIEVAL, message_id=message_id, envelope=envelope,
+                                    opened_at=now)
+        try:
+            record = compose(Draft(recipient=sender, kind=Kind.RETRIEVAL,
+                                   content_type=CASE_MESSAGE_TYPE,
+                                   payload=encode_case_message(message), case=case_ref,
+                                   in_reply_to=message_id),
+                             authority=self.authority, keystore=self.keystore,
+                             directory=self._directory, archive=self.archive, now=now)
+            if await self.call(self._queue, record, message, "", envelope):
+                self.worker.wake()
+        except RogatoryError as exc:
+            log.warning("no retrieval receipt for %s: %s", message_id, exc)
+            await self.call(self.store.mark_opened, envelope, now)
 
     async def status(self) -> dict[str, Any]:
         return {

@@ -182,12 +182,23 @@ class DeliveryWorker:
         )
         self._task = asyncio.create_task(self._run(), name=f"delivery {self.authority}")
 
-    async def stop(self) -> None:
-        """Stop polling and cancel attempts in flight; their entries stay in the outbox."""
-        tasks = [t for t in (self._task, *self._attempts) if t is not None]
-        for task in tasks:
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop polling, let attempts in flight finish for ``grace`` seconds, cancel the rest.
+
+        A cancelled attempt loses nothing (its entry stays in the outbox and is retried at the
+        next start), but one that finishes saves the peer a redelivery and closes its
+        connection cleanly.
+        """
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        in_flight = [t for t in self._attempts if not t.done()]
+        if in_flight:
+            await asyncio.wait(in_flight, timeout=grace)
+        for task in in_flight:
             task.cancel()
-        for task in tasks:
+        for task in in_flight:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self._session is not None:

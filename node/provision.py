@@ -86,6 +86,7 @@ def initialise_node(
         fingerprint = create_certificate(config.cert_path, config.tls_key_path, authority,
                                          peer_host, passphrase)
     write_private(config.api_token_path, secrets.token_urlsafe(32).encode() + b"\n")
+    write_private(config.receiver_token_path, secrets.token_urlsafe(32).encode() + b"\n")
     record = AuthorityRecord(
         authority=authority,
         name=name,

@@ -22,6 +22,7 @@ import sqlite_utils
 
 from node.audit_log import AuditLog
 from node.cases import CaseBook
+from node.spontaneous import SpontaneousBook
 from protocol.errors import StoreNotFound
 
 __all__ = ["InboundRecord", "LogEntry", "OutboundRecord", "Store"]
@@ -83,6 +84,7 @@ class Store:
         self._create_schema()
         self.audit = AuditLog(self.db)
         self.cases = CaseBook(self.db)
+        self.spontaneous = SpontaneousBook(self.db)
 
     def close(self) -> None:
         self.db.conn.close()
@@ -167,6 +169,7 @@ class Store:
             db.table("messages_in").create_index(["sender", "message_id"], unique=True,
                                            if_not_exists=True)
             db.table("messages_out").create_index(["message_id"], unique=True, if_not_exists=True)
+            db.table("messages_in").create_index(["in_reply_to"], if_not_exists=True)
             db.table("outbox").create_index(["next_attempt"], if_not_exists=True)
             db.table("meta").upsert({"key": "schema", "value": str(SCHEMA_VERSION)}, pk="key")
 
@@ -258,6 +261,13 @@ class Store:
                 [at, envelope_hash],
             )
             return cursor.rowcount == 1
+
+    def retrieved_at(self, sender: str, message_id: str) -> int | None:
+        """When the recipient's retrieval receipt for one of our messages reached us."""
+        row = self.db.execute(
+            "SELECT min(received_at) FROM messages_in WHERE sender = ? AND kind = 'retrieval' "
+            "AND in_reply_to = ?", [sender, message_id]).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
 
     @staticmethod
     def _inbound_row(row: tuple[Any, ...], description: Any) -> InboundRecord:

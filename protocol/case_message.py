@@ -25,19 +25,22 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from protocol.encoding import canonical_json, parse_canonical_json
-from protocol.errors import CaseMessageMalformed, EncodingError, RogatoryError
+from protocol.errors import CaseMessageMalformed, EncodingError, PackageMalformed, RogatoryError
 from protocol.kinds import Kind
-from protocol.request_package import Gap, RequestPackage
+from protocol.request_package import CONTENT_TYPE as REQUEST_CONTENT_TYPE
+from protocol.request_package import Gap, RequestPackage, parse_request
 
 __all__ = [
     "CONTENT_TYPE",
     "KINDS",
     "MAX_CASE_MESSAGE_BYTES",
     "REFUSAL_GROUNDS",
+    "SCHEMAS",
     "STRUCTURED_KINDS",
     "VERSION",
     "CaseMessage",
     "Conditions",
+    "check_content",
     "encode_case_message",
     "parse_case_message",
 ]
@@ -177,9 +180,14 @@ def _draft(value: object, name: str) -> RequestPackage | None:
     if value is None:
         return None
     try:
-        return RequestPackage.from_json(value)
+        draft = RequestPackage.from_json(value)
     except RogatoryError as exc:
         raise CaseMessageMalformed(f"{name}: {exc.detail or exc.message}") from exc
+    if draft.to_json() != value:  # one message, one encoding: no field left to be filled in
+        raise CaseMessageMalformed(
+            f"{name} must give every field of its form, blank where unknown, as "
+            "`rogatory request template` writes them")
+    return draft
 
 
 def _conditions(value: object, name: str) -> Conditions:
@@ -259,7 +267,9 @@ class CaseMessage:
     @classmethod
     def build(cls, kind: Kind, **fields: Any) -> CaseMessage:
         """Check ``fields`` as if they had been received, so no invalid message is ever built."""
-        return _read({"v": VERSION, "kind": kind.value, **_to_wire(fields)})
+        message = _read({"v": VERSION, "kind": kind.value, **_to_wire(fields)})
+        encode_case_message(message)  # and within the size limit
+        return message
 
     def to_json(self) -> dict[str, Any]:
         return {"v": VERSION, "kind": self.kind.value, **_to_wire(dict(self.fields))}
@@ -285,7 +295,7 @@ def _to_wire(fields: Mapping[str, Any]) -> dict[str, Any]:
     for name, value in fields.items():
         if isinstance(value, Conditions | Gap | RequestPackage):
             value = value.to_json()
-        elif isinstance(value, tuple):
+        elif isinstance(value, tuple | list):
             value = [v.to_json() if isinstance(v, Gap) else v for v in value]
         out[name] = value
     return out
@@ -306,16 +316,17 @@ def _read(value: object) -> CaseMessage:
     given = set(value) - {"v", "kind"}
     missing, unknown = sorted(set(schema) - given), sorted(given - set(schema))
     if missing or unknown:
-        raise CaseMessageMalformed(
-            f"{kind.value}: " + "; ".join(filter(None, [
-                missing and f"missing {', '.join(missing)}",
-                unknown and f"unknown {', '.join(unknown)}"])))
+        problems = ([f"missing {', '.join(missing)}"] if missing else []) + (
+            [f"unknown {', '.join(unknown)}"] if unknown else [])
+        raise CaseMessageMalformed(f"{kind.value}: " + "; ".join(problems))
     return CaseMessage(kind, MappingProxyType(
         {field: read(value[field], field) for field, read in schema.items()}))
 
 
 def parse_case_message(data: bytes, *, kind: Kind | None = None) -> CaseMessage:
     """Read a case message; with ``kind``, also require it to be the envelope's kind."""
+    if not isinstance(data, bytes):
+        raise CaseMessageMalformed("a case message is bytes")
     if len(data) > MAX_CASE_MESSAGE_BYTES:
         raise CaseMessageMalformed(f"larger than {MAX_CASE_MESSAGE_BYTES} bytes")
     try:
@@ -334,3 +345,21 @@ def encode_case_message(message: CaseMessage) -> bytes:
     data = canonical_json(message.to_json())
     parse_case_message(data, kind=message.kind)
     return data
+
+
+def check_content(kind: Kind, content_type: str,
+                  payload: bytes) -> CaseMessage | RequestPackage | None:
+    """What a payload says, checked against its kind; ``None`` for free text or a document.
+
+    Both nodes run this: the sender before it seals, so a caseworker learns at once; the
+    receiver before it accepts, so a malformed message gets a signed refusal and stores nothing.
+    """
+    if content_type == CONTENT_TYPE:
+        return parse_case_message(payload, kind=kind)
+    if kind in STRUCTURED_KINDS:
+        raise CaseMessageMalformed(f"{kind.value} must travel as {CONTENT_TYPE}")
+    if content_type == REQUEST_CONTENT_TYPE:
+        if kind is not Kind.REQUEST:
+            raise PackageMalformed(f"a request package travels in a request, not a {kind.value}")
+        return parse_request(payload)
+    return None

@@ -57,6 +57,7 @@ __all__ = [
     "MAX_PACKAGE_BYTES",
     "MAX_TEXT",
     "MEASURES",
+    "OFFENCE_CATEGORIES",
     "PERSON_ROLES",
     "VERSION",
     "Field",
@@ -219,10 +220,29 @@ _PERSON = (
     Field("date_of_birth", F.DATE, "the person's date of birth, if known"),
 )
 
+# Level-1 sections of the UNODC International Classification of Crime for Statistical
+# Purposes (ICCS, 2015): the categories central authorities report their caseload in.
+OFFENCE_CATEGORIES = (
+    "01-acts-leading-to-death",
+    "02-acts-causing-harm",
+    "03-sexual-acts",
+    "04-property-with-violence",
+    "05-property-only",
+    "06-controlled-drugs",
+    "07-fraud-deception-corruption",
+    "08-public-order-authority",
+    "09-public-safety-state-security",
+    "10-natural-environment",
+    "11-other",
+)
+
 _OFFENCE = (
     Field("name", F.TEXT, "the offence's name", "Each offence must be named so the requested "
           "State can match the conduct to an offence under its own law (dual criminality).",
           when=_facts_needed),
+    Field("category", F.CHOICE, "the offence's category in the UNODC International "
+          "Classification of Crime for Statistical Purposes (level 1)",
+          choices=OFFENCE_CATEGORIES),
     Field("legal_provision", F.TEXT, "the article of law that creates the offence",
           "Model Treaty on Mutual Assistance art. 5(1)(c) asks for the text or a statement of "
           "the law creating the offence, so the requested State can compare it with its own.",
@@ -888,6 +908,12 @@ class RequestPackage:
     @property
     def offences(self) -> tuple[str, ...]:
         return tuple(o["name"] for o in self.to_json()["offences"])
+
+    @property
+    def offence_categories(self) -> tuple[str, ...]:
+        """The ICCS categories of the offences, each once, in order of first mention."""
+        found = (o.get("category", "") for o in self.to_json()["offences"])
+        return tuple(dict.fromkeys(c for c in found if c))
 
     @property
     def measure_types(self) -> tuple[str, ...]:

@@ -20,13 +20,19 @@ from protocol.errors import RogatoryError
 from protocol.kinds import Kind
 from protocol.log_entry import log_origin, received_entry, verify_receipt_proof
 from protocol.receipt import parse_receipt
-from tests.integration.kit import BR, FR, KE, outbound_state
+from tests.integration.kit import BR, FR, KE, eventually, outbound_state
 
 
 async def deliver(sender: Node, to: str, text: bytes = b"request") -> bytes:
     queued = await sender.submit(Draft(to, Kind.REQUEST, "text/plain", text))
     record = await outbound_state(sender, queued.message_id, lambda r: r.state == "delivered")
     assert record.receipt is not None
+
+    async def view() -> tuple[int, bytes, bytes] | None:
+        return await sender.call(sender.witness.store.view, to)
+
+    # The sender witnesses the receiver's checkpoint just after it records the delivery.
+    await eventually(view, lambda v: v is not None, what=f"view of {to}")
     return record.receipt
 
 

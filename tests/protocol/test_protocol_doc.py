@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from protocol.case_message import REFUSAL_GROUNDS, SCHEMAS
 from protocol.encoding import b64decode
 from protocol.envelope import DEFAULT_MAX_SKEW, MAX_CONTENT_TYPE, MAX_LIFETIME
 from protocol.errors import ERRORS_BY_CODE
@@ -34,6 +35,11 @@ def table_first_column(text: str) -> set[str]:
 
 def test_error_table_lists_exactly_the_codes() -> None:
     assert table_first_column(section(9)) == set(ERRORS_BY_CODE)
+
+
+def test_case_message_tables_list_every_kind_and_ground() -> None:
+    tables = table_first_column(section(14))
+    assert {kind.value for kind in SCHEMAS} | set(REFUSAL_GROUNDS) == tables
 
 
 def test_every_label_is_in_the_label_table() -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import calendar
+import datetime
 import getpass
 import json
 import logging
@@ -37,6 +39,14 @@ from node.audit_bundle import verify_bundle
 from node.client import LocalClient
 from node.config import load_config
 from node.provision import initialise_node, refresh_record
+from node.statistics import compute_statistics, draw_charts, format_tables, write_csv, write_json
+from protocol.case_message import CONTENT_TYPE as CASE_MESSAGE_TYPE
+from protocol.case_message import (
+    REFUSAL_GROUNDS,
+    CaseMessage,
+    Conditions,
+    encode_case_message,
+)
 from protocol.errors import (
     ConfigError,
     KeystorePassphraseMissing,
@@ -47,6 +57,7 @@ from protocol.errors import (
     RogatoryError,
 )
 from protocol.kinds import Kind, Priority
+from protocol.request_package import CONTENT_TYPE as REQUEST_CONTENT_TYPE
 from protocol.request_package import (
     FORMS,
     MEASURES,
@@ -276,9 +287,23 @@ def cmd_inbox(args: argparse.Namespace) -> None:
 
 
 def cmd_show(args: argparse.Namespace) -> None:
-    message = _client(args).message(args.id)
+    client = LocalClient(load_config(_home(args)), receiver=args.as_receiver)
+    message = client.message(args.id)
+    if message.get("withheld"):
+        conditions = message["conditions"]
+        print(f"spontaneous information {message['id']} from {message['from']}: content "
+              f"withheld until its conditions are accepted ({message['conditions_state']})")
+        print(f"  confidential         {'yes' if conditions['confidential'] else 'no'}")
+        print(f"  designated receiver  {conditions['designated_receiver']}")
+        for restriction in conditions["use_restrictions"]:
+            print(f"  use restriction      {restriction}")
+        print(f"answer with `rogatory conditions accept {message['id']}` or `... decline`; "
+              "the designated receiver may read it first with `rogatory show --as-receiver`")
+        return
     payload = base64.b64decode(message.pop("payload_b64"))
     message.pop("package_b64", None)
+    if message.get("content_type") == CASE_MESSAGE_TYPE and not args.save:
+        payload = json.dumps(json.loads(payload), indent=2, ensure_ascii=False).encode()
     for key, value in message.items():
         if key != "receipt":
             print(f"{key:14} {value}")
@@ -295,7 +320,7 @@ def _when(at: int | None) -> str:
 
 
 def cmd_cases(args: argparse.Namespace) -> None:
-    rows = _client(args).cases()
+    rows = _client(args).cases(overdue=args.overdue)
     if not rows:
         print("no cases")
         return
@@ -313,15 +338,141 @@ def cmd_case_show(args: argparse.Namespace) -> None:
     details = [f"form {case['form'] or '-'}", "urgent" if case["urgent"] else "normal",
                f"due {_when(case['due_at'])}" + (" (OVERDUE)" if case["overdue"] else "")]
     print("  " + ", ".join(details))
+    if case["requested_reference"]:
+        print(f"  requested authority's reference: {case['requested_reference']}")
+    for gap in case["gaps"]:
+        print(f"  missing: {gap['field']} ({gap['message']})")
+    if case["refusal_grounds"]:
+        print(f"  refused on: {', '.join(case['refusal_grounds'])}")
     if case["anomaly"]:
         print(f"  anomaly: {case['anomaly']}")
     for event in case["timeline"]:
         print(f"{_when(event['at'])}  {event['direction']:8} {event['kind']:32} "
               f"-> {event['state_after']:32} {event['message_id']}")
+        if event.get("detail"):
+            print(f"    {event['detail']}")
         if event["override_reason"]:
             print(f"    sent incomplete; reason: {event['override_reason']}")
         if event["anomaly"]:
             print(f"    not applied: {event['anomaly']}")
+
+
+def _reply(args: argparse.Namespace, kind: Kind, fields: dict[str, Any]) -> None:
+    result = _client(args).reply(args.ref, kind.value, fields, args.counterpart or "")
+    print(f"queued {kind.value} {result['id']} to {result['to']} on case {args.ref}")
+
+
+def cmd_case_acknowledge(args: argparse.Namespace) -> None:
+    _reply(args, Kind.ACKNOWLEDGEMENT, {"reference": args.reference, "note": args.note})
+
+
+def cmd_case_status(args: argparse.Namespace) -> None:
+    _reply(args, Kind.STATUS, {"text": args.text})
+
+
+def cmd_case_ask(args: argparse.Namespace) -> None:
+    _reply(args, Kind.ADDITIONAL_INFORMATION_REQUEST, {"questions": args.question})
+
+
+def cmd_case_answer(args: argparse.Namespace) -> None:
+    _reply(args, Kind.ADDITIONAL_INFORMATION, {"text": args.text})
+
+
+def cmd_case_postpone(args: argparse.Namespace) -> None:
+    _reply(args, Kind.POSTPONEMENT, {"until": args.until, "reason": args.reason})
+
+
+def cmd_case_outcome(args: argparse.Namespace) -> None:
+    _reply(args, Kind.OUTCOME, {"final": not args.partial, "summary": args.summary})
+
+
+def cmd_case_refuse(args: argparse.Namespace) -> None:
+    _reply(args, Kind.REFUSAL, {"grounds": args.ground, "explanation": args.explanation})
+
+
+def cmd_case_withdraw(args: argparse.Namespace) -> None:
+    _reply(args, Kind.WITHDRAWAL, {"reason": args.reason})
+
+
+def _send_case_message(args: argparse.Namespace, message: CaseMessage, *, case: str = "",
+                       in_reply_to: str = "", priority: str = "normal") -> dict[str, Any]:
+    return _client(args).send({
+        "to": args.to, "kind": message.kind.value, "content_type": CASE_MESSAGE_TYPE,
+        "payload_b64": base64.b64encode(encode_case_message(message)).decode(),
+        "case": case, "in_reply_to": in_reply_to, "priority": priority,
+    })
+
+
+def cmd_consult(args: argparse.Namespace) -> None:
+    """Consultation before a formal request (CTOC/COP/WG.3/2017 §4): text and a draft."""
+    draft = None
+    if args.draft:
+        draft = parse_request(_read_file(args.draft))
+    message = CaseMessage.build(Kind.CONSULTATION, text=args.text, draft=draft)
+    result = _send_case_message(args, message, case=args.case)
+    print(f"queued consultation {result['id']} to {result['to']} on case {args.case}")
+
+
+def cmd_spontaneous(args: argparse.Namespace) -> None:
+    if (args.information is None) == (args.file is None):
+        raise ConfigError("give exactly one of --information or --file")
+    text = args.information if args.file is None else _read_file(args.file).decode("utf-8")
+    conditions = Conditions(confidential=args.confidential,
+                            use_restrictions=tuple(args.restriction),
+                            designated_receiver=args.designated_receiver)
+    message = CaseMessage.build(Kind.SPONTANEOUS_INFORMATION, conditions=conditions,
+                                information=text)
+    result = _send_case_message(args, message, case=args.case, priority=args.priority)
+    print(f"queued spontaneous information {result['id']} to {result['to']}; its content "
+          "stays withheld there until the conditions are accepted")
+
+
+def cmd_conditions_list(args: argparse.Namespace) -> None:
+    rows = _client(args).spontaneous()
+    if not rows:
+        print("no spontaneous information")
+    for row in rows:
+        restrictions = "; ".join(row["conditions"]["use_restrictions"]) or "none"
+        print(f"{row['message_id']}  {row['direction']:8} {row['counterpart']:12} "
+              f"{row['state']:16} {_when(row['at'])}  restrictions: {restrictions}")
+
+
+def _answer(args: argparse.Namespace, accepted: bool) -> None:
+    client = LocalClient(load_config(_home(args)), receiver=args.as_receiver)
+    result = client.answer_conditions(args.id, accepted, args.reason)
+    print(f"queued {'acceptance' if accepted else 'refusal'} of the conditions of {args.id} "
+          f"to {result['to']} ({result['id']})")
+
+
+def cmd_conditions_accept(args: argparse.Namespace) -> None:
+    _answer(args, True)
+
+
+def cmd_conditions_decline(args: argparse.Namespace) -> None:
+    _answer(args, False)
+
+
+def _day(text: str | None) -> int | None:
+    if not text:
+        return None
+    try:
+        return calendar.timegm(datetime.date.fromisoformat(text).timetuple())
+    except ValueError:
+        raise ConfigError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+def cmd_stats(args: argparse.Namespace) -> None:
+    """The figures CTOC/COP/2010 §26 asks central authorities to keep, from this node's cases."""
+    rows = _client(args).statistics_cases()
+    stats = compute_statistics(rows, since=_day(args.since), until=_day(args.until))
+    sys.stdout.write(format_tables(stats))
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        written = [*write_csv(stats, out), write_json(stats, out)]
+        if args.charts:
+            written += draw_charts(stats, out, args.charts)
+        print(f"\nwritten: {', '.join(str(p) for p in written)}")
 
 
 def cmd_status(args: argparse.Namespace) -> None:
@@ -393,6 +544,24 @@ def cmd_request_check(args: argparse.Namespace) -> None:
     print("\ncomplete: no essential field is missing")
 
 
+def cmd_request_send(args: argparse.Namespace) -> None:
+    """Send a request package; its reference becomes the case reference on both nodes."""
+    data = _read_file(args.file)
+    package = parse_request(data)
+    if not package.reference:
+        raise PackageIncomplete("requesting_authority.reference: the case needs a reference")
+    result = _client(args).send({
+        "to": args.to, "kind": Kind.REQUEST.value, "content_type": REQUEST_CONTENT_TYPE,
+        "payload_b64": base64.b64encode(data).decode(), "case": package.reference,
+        "priority": "urgent" if package.urgent else "normal",
+        "override_reason": args.override_reason,
+    })
+    print(f"queued {package.form} request {result['id']} to {result['to']}, "
+          f"case {package.reference}")
+    if args.override_reason:
+        print(f"  sent with a recorded override: {args.override_reason}")
+
+
 def cmd_request_template(args: argparse.Namespace) -> None:
     skeleton = template(args.form, measures=args.measure)
     print(json.dumps(skeleton, indent=2, ensure_ascii=False))
@@ -460,12 +629,82 @@ def _parser() -> argparse.ArgumentParser:
     p = command("show", cmd_show, "show one message and its payload")
     p.add_argument("id")
     p.add_argument("--save", help="write the payload to this file")
+    p.add_argument("--as-receiver", action="store_true",
+                   help="as the designated receiver (reads withheld spontaneous information)")
 
-    command("cases", cmd_cases, "the cases this node tracks, with their states")
-    case = sub.add_parser("case", help="one case").add_subparsers(dest="sub", required=True)
-    p = command("show", cmd_case_show, "a case's state and timeline", parent=case)
-    p.add_argument("ref")
-    p.add_argument("--with", dest="counterpart", help="the other authority (if several)")
+    p = command("cases", cmd_cases, "the cases this node tracks, with their states")
+    p.add_argument("--overdue", action="store_true", help="only the overdue ones")
+    case = sub.add_parser("case", help="one case: show it, or answer on it").add_subparsers(
+        dest="sub", required=True)
+    replies: list[tuple[str, Callable[[argparse.Namespace], None], str]] = [
+        ("show", cmd_case_show, "a case's state and timeline"),
+        ("acknowledge", cmd_case_acknowledge, "acknowledge a request (names its gaps)"),
+        ("status", cmd_case_status, "report progress"),
+        ("ask", cmd_case_ask, "ask for additional information"),
+        ("answer", cmd_case_answer, "give the additional information asked for"),
+        ("postpone", cmd_case_postpone, "postpone execution (UNTOC art. 18(25))"),
+        ("outcome", cmd_case_outcome, "return execution results, partial or final"),
+        ("refuse", cmd_case_refuse, "refuse, with grounds (UNTOC art. 18(21), (23))"),
+        ("withdraw", cmd_case_withdraw, "withdraw the request"),
+    ]
+    for name, fn, help_text in replies:
+        p = command(name, fn, help_text, parent=case)
+        p.add_argument("ref")
+        p.add_argument("--with", dest="counterpart", help="the other authority (if several)")
+        if name == "acknowledge":
+            p.add_argument("--reference", required=True, help="your own reference")
+            p.add_argument("--note", default="")
+        elif name in ("status", "answer"):
+            p.add_argument("--text", required=True)
+        elif name == "ask":
+            p.add_argument("--question", action="append", required=True, help="repeatable")
+        elif name == "postpone":
+            p.add_argument("--reason", required=True)
+            p.add_argument("--until", default="", help="YYYY-MM-DD")
+        elif name == "outcome":
+            p.add_argument("--summary", required=True)
+            p.add_argument("--partial", action="store_true", help="more results will follow")
+        elif name == "refuse":
+            p.add_argument("--ground", action="append", required=True,
+                           choices=list(REFUSAL_GROUNDS), help="repeatable")
+            p.add_argument("--explanation", required=True)
+        elif name == "withdraw":
+            p.add_argument("--reason", required=True)
+
+    p = command("consult", cmd_consult, "consult another authority before a formal request")
+    p.add_argument("--to", required=True)
+    p.add_argument("--case", required=True, help="the reference the request will carry")
+    p.add_argument("--text", required=True)
+    p.add_argument("--draft", help="a draft request package (JSON) to discuss")
+
+    p = command("spontaneous", cmd_spontaneous,
+                "send information without request, under conditions (UNTOC art. 18(4)-(5))")
+    p.add_argument("--to", required=True)
+    p.add_argument("--information")
+    p.add_argument("--file")
+    p.add_argument("--confidential", action="store_true")
+    p.add_argument("--restriction", action="append", default=[], help="repeatable")
+    p.add_argument("--designated-receiver", required=True,
+                   help="who at the recipient may read it before accepting the conditions")
+    p.add_argument("--case", default="")
+    p.add_argument("--priority", default="normal", choices=[p.value for p in Priority])
+
+    conditions = sub.add_parser("conditions", help="conditions of spontaneous information")
+    conditions_sub = conditions.add_subparsers(dest="sub", required=True)
+    command("list", cmd_conditions_list, "spontaneous information and its answers",
+            parent=conditions_sub)
+    for name, fn in (("accept", cmd_conditions_accept), ("decline", cmd_conditions_decline)):
+        p = command(name, fn, f"{name} the conditions (signed, sent to the sender)",
+                    parent=conditions_sub)
+        p.add_argument("id")
+        p.add_argument("--reason", default="")
+        p.add_argument("--as-receiver", action="store_true")
+
+    p = command("stats", cmd_stats, "statistics (CTOC/COP/2010 §26): tables, CSV, JSON, charts")
+    p.add_argument("--since", help="YYYY-MM-DD, sent on or after")
+    p.add_argument("--until", help="YYYY-MM-DD, sent before")
+    p.add_argument("--out", help="write statistics.csv, durations.csv, statistics.json here")
+    p.add_argument("--charts", choices=["png", "svg"], help="also draw charts in --out")
 
     keys = sub.add_parser("keys", help="key management").add_subparsers(dest="sub",
                                                                           required=True)
@@ -520,6 +759,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="a request package (JSON)")
     p.add_argument("--to", help="also check the language against this authority's record "
                                 "in the node's verified directory (see --home)")
+    p = command("send", cmd_request_send, "send a request package; it opens the case",
+                parent=rsub)
+    p.add_argument("file", help="a request package (JSON)")
+    p.add_argument("--to", required=True)
+    p.add_argument("--override-reason", default="",
+                   help="why an incomplete request, or one in a language the recipient does "
+                        "not accept, is sent anyway (recorded in the case)")
     p = command("template", cmd_request_template, "print a blank request to fill in",
                 parent=rsub, home=False)
     p.add_argument("form", help="one of: " + ", ".join(FORMS))

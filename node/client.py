@@ -13,17 +13,22 @@ import urllib.request
 from typing import Any
 
 from node.config import NodeConfig
-from node.node import read_api_token
-from protocol.errors import TransportUnreachable, error_for_code
+from node.node import read_api_token, read_receiver_token
+from protocol.errors import ConfigError, TransportUnreachable, error_for_code
 
 __all__ = ["LocalClient"]
 
 
 class LocalClient:
-    def __init__(self, config: NodeConfig, timeout: float = 30.0) -> None:
+    def __init__(self, config: NodeConfig, timeout: float = 30.0, *,
+                 receiver: bool = False) -> None:
+        """``receiver``: call as the designated receiver of spontaneous information."""
         host = config.api_host if config.api_host not in ("0.0.0.0", "::") else "127.0.0.1"
         self.base = f"http://{host}:{config.api_port}/api/v1"
-        self.token = read_api_token(config)
+        token = read_receiver_token(config) if receiver else read_api_token(config)
+        if token is None:
+            raise ConfigError(f"no designated receiver token in {config.receiver_token_path}")
+        self.token = token
         self.timeout = timeout
 
     def call(self, method: str, path: str, body: bytes | None = None,
@@ -59,8 +64,27 @@ class LocalClient:
         result: dict[str, Any] = self.call("GET", f"/messages/{message_id}")
         return result
 
-    def cases(self) -> list[dict[str, Any]]:
-        return list(self.call("GET", "/cases")["cases"])
+    def cases(self, overdue: bool = False) -> list[dict[str, Any]]:
+        return list(self.call("GET", "/cases" + ("?overdue=1" if overdue else ""))["cases"])
+
+    def reply(self, case_ref: str, kind: str, fields: dict[str, Any],
+              counterpart: str = "") -> dict[str, Any]:
+        body = json.dumps({"kind": kind, "fields": fields, "with": counterpart}).encode()
+        result: dict[str, Any] = self.call(
+            "POST", f"/cases/{urllib.parse.quote(case_ref, safe='')}/messages", body)
+        return result
+
+    def spontaneous(self) -> list[dict[str, Any]]:
+        return list(self.call("GET", "/spontaneous")["spontaneous"])
+
+    def answer_conditions(self, message_id: str, accepted: bool,
+                          reason: str = "") -> dict[str, Any]:
+        body = json.dumps({"accepted": accepted, "reason": reason}).encode()
+        result: dict[str, Any] = self.call("POST", f"/spontaneous/{message_id}/answer", body)
+        return result
+
+    def statistics_cases(self) -> list[dict[str, Any]]:
+        return list(self.call("GET", "/statistics/cases")["cases"])
 
     def case(self, case_ref: str, counterpart: str = "") -> dict[str, Any]:
         query = f"?with={urllib.parse.quote(counterpart)}" if counterpart else ""

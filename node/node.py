@@ -51,10 +51,16 @@ from protocol.case_message import (
 )
 from protocol.checkpoint import parse_tlog_proof
 from protocol.envelope import parse_package
-from protocol.errors import ApiBadRequest, ConfigError, RogatoryError, StoreNotFound
+from protocol.errors import (
+    ApiBadRequest,
+    ConfigError,
+    PackageLanguageNotAccepted,
+    RogatoryError,
+    StoreNotFound,
+)
 from protocol.kinds import Kind, Priority
 from protocol.log_entry import EntryType, encode_entry, log_origin, parse_entry
-from protocol.request_package import Gap, RequestPackage, require_complete
+from protocol.request_package import Gap, RequestPackage, check_language, require_complete
 
 __all__ = ["Node", "read_api_token", "read_receiver_token"]
 
@@ -339,10 +345,18 @@ class Node:
         override = ""
         if isinstance(content, RequestPackage):
             gaps = require_complete(content, override_reason=draft.override_reason or None)
-            if gaps:
+            try:
+                check_language(content,
+                               self._directory.record(draft.recipient).languages)
+                language_ok = True
+            except PackageLanguageNotAccepted:
+                if not draft.override_reason.strip():
+                    raise
+                language_ok = False
+            if gaps or not language_ok:
                 override = draft.override_reason
-                log.warning("sending an incomplete request package (%d gaps): %s", len(gaps),
-                            override)
+                log.warning("sending a request package with %d gaps%s: %s", len(gaps),
+                            "" if language_ok else " in a language not accepted", override)
         record = compose(draft, authority=self.authority, keystore=self.keystore,
                          directory=self._directory, archive=self.archive,
                          now=int(self.clock()))

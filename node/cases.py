@@ -155,6 +155,8 @@ class CaseBook:
         try:
             after = next_state(state, CaseEvent(message_kind, role, direction, final))
         except CaseTransitionInvalid as exc:
+            if message_kind is Kind.RETRIEVAL:
+                return None  # evidence of an opening is never refused, only left untracked
             if strict:
                 raise
             anomaly, after = exc.detail or exc.message, state

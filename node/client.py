@@ -12,8 +12,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from node.config import NodeConfig
-from node.node import read_api_token, read_receiver_token
+from node.config import NodeConfig, read_api_token, read_receiver_token
 from protocol.errors import ConfigError, TransportUnreachable, error_for_code
 
 __all__ = ["LocalClient"]

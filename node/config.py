@@ -42,6 +42,7 @@ Relative paths are relative to the folder holding the config file (the node's ho
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +51,7 @@ from typing import Any
 from keys.identity import decode_public
 from protocol.errors import ConfigError, ConfigMissing, RogatoryError
 
-__all__ = ["NodeConfig", "load_config", "render_config"]
+__all__ = ["NodeConfig", "load_config", "read_api_token", "read_receiver_token", "render_config"]
 
 CONFIG_NAME = "rogatory.toml"
 
@@ -244,3 +245,27 @@ def render_config(config: NodeConfig) -> str:
         lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
         lines.append("")
     return "\n".join(lines)
+
+
+def read_api_token(config: NodeConfig) -> str:
+    """The local API token: the environment variable named in the config, else the token file."""
+    token = os.environ.get(config.api_token_env, "")
+    if token:
+        return token
+    try:
+        return config.api_token_path.read_text("ascii").strip()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no API token: set {config.api_token_env} or create {config.api_token_path}"
+        ) from None
+
+
+def read_receiver_token(config: NodeConfig) -> str | None:
+    """The designated receiver's token, or ``None`` if this node has none."""
+    token = os.environ.get("ROGATORY_RECEIVER_TOKEN", "")
+    if token:
+        return token
+    try:
+        return config.receiver_token_path.read_text("ascii").strip() or None
+    except FileNotFoundError:
+        return None

@@ -24,7 +24,7 @@ from keys.keystore import KeyStore
 from node.archive import ArchiveKey
 from node.audit_bundle import encode_bundle
 from node.cases import Content
-from node.config import NodeConfig, load_config
+from node.config import NodeConfig, load_config, read_api_token, read_receiver_token
 from node.inbound import InboundDesk, Outcome
 from node.local_api import (
     OPERATOR,
@@ -66,30 +66,6 @@ __all__ = ["Node", "read_api_token", "read_receiver_token"]
 
 log = logging.getLogger("rogatory.node")
 T = TypeVar("T")
-
-
-def read_api_token(config: NodeConfig) -> str:
-    """The local API token: the environment variable named in the config, else the token file."""
-    token = os.environ.get(config.api_token_env, "")
-    if token:
-        return token
-    try:
-        return config.api_token_path.read_text("ascii").strip()
-    except FileNotFoundError:
-        raise ConfigError(
-            f"no API token: set {config.api_token_env} or create {config.api_token_path}"
-        ) from None
-
-
-def read_receiver_token(config: NodeConfig) -> str | None:
-    """The designated receiver's token, or ``None`` if this node has none."""
-    token = os.environ.get("ROGATORY_RECEIVER_TOKEN", "")
-    if token:
-        return token
-    try:
-        return config.receiver_token_path.read_text("ascii").strip() or None
-    except FileNotFoundError:
-        return None
 
 
 class Node:
@@ -263,8 +239,8 @@ class Node:
         Nodes that stop together quiesce first, so no delivery between them is cut off mid-way
         by its receiver going away.
         """
+        await self.worker.stop()  # first: its last deliveries still ask the witness to check
         await self.witness.stop()
-        await self.worker.stop()
 
     async def stop(self) -> None:
         await self.quiesce()
@@ -410,7 +386,7 @@ class Node:
             fields = {**fields, "gaps": []}
         message = CaseMessage.build(kind, **fields)
         last = next((e["message_id"] for e in reversed(case["timeline"])
-                     if e["direction"] == "received"), "")
+                     if e["direction"] == "received" and e["kind"] != Kind.RETRIEVAL.value), "")
         return await self.submit(Draft(
             recipient=case["counterpart"], kind=kind, content_type=CASE_MESSAGE_TYPE,
             payload=encode_case_message(message), case=case_ref, in_reply_to=last,

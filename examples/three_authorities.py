@@ -1,9 +1,10 @@
 """Three central authorities on loopback: a request, an acknowledgement, spontaneous information.
 
-France's Ministry of Justice (FR:MJ) asks Brazil's Ministry of Justice and Public Security
-(BR:MJSP) for bank records; Brazil acknowledges with its own reference; Kenya's Office of the
-Director of Public Prosecutions (KE:ODPP) spontaneously transmits information to France under
-use restrictions, and France accepts them. Every envelope travels node to node over pinned
+France's Ministry of Justice (FR:MJ) sends Brazil's Ministry of Justice and Public Security
+(BR:MJSP) a complete request package for bank records; Brazil acknowledges with its own
+reference; Kenya's Office of the Director of Public Prosecutions (KE:ODPP) spontaneously
+transmits information to France under use restrictions, which France's node withholds from its
+caseworkers until France accepts them. Every envelope travels node to node over pinned
 TLS, sealed with hybrid post-quantum HPKE and signed; every delivery is answered by a signed
 receipt, with a proof that the receiver logged it, which the sender verifies against the
 secretariat-signed directory. Then a replayed and a tampered envelope show what a receiving node
@@ -31,9 +32,15 @@ from node.node import Node
 from node.outbound import ENVELOPE_MEDIA_TYPE, Draft
 from node.store import OutboundRecord
 from node.tls import client_pin
+from protocol.case_message import CONTENT_TYPE as CASE_MESSAGE_TYPE
+from protocol.case_message import CaseMessage, Conditions, encode_case_message
 from protocol.envelope import verify_package
 from protocol.kinds import Kind, Priority
 from protocol.receipt import Receipt, parse_receipt
+from protocol.request_package import CONTENT_TYPE as REQUEST_CONTENT_TYPE
+from protocol.request_package import encode_request, parse_request
+
+REQUESTS = Path(__file__).resolve().parent / "requests"
 
 MEMBERS = [
     Member("FR:MJ", "Ministère de la Justice, Bureau de l'entraide pénale internationale",
@@ -99,6 +106,18 @@ async def send(node: Node, draft: Draft, label: str) -> OutboundRecord:
     return record
 
 
+async def send_wait(node: Node, queued: OutboundRecord, label: str) -> OutboundRecord:
+    """Like ``send``, for a message the node composed itself (a reply on a case)."""
+    say(f"→ {node.authority} sends {label} to {queued.recipient}")
+    record = await delivered(node, queued.message_id)
+    if record.state != "delivered":
+        raise RuntimeError(f"{label} was not delivered: {record.state} {record.last_error}")
+    receipt = check_receipt(record, node.directory, node.authority)
+    say(f"    receipt: {receipt.status.value} by {receipt.receiver}, signature and log proof "
+        "verified")
+    return record
+
+
 async def read(node: Node, message_id: str) -> dict[str, object]:
     message = await node.read_message(message_id)
     package = base64.b64decode(str(message["package_b64"]))
@@ -136,44 +155,48 @@ async def scenario(root: Path) -> None:
         say()
         fr, br, ke = nodes["FR:MJ"], nodes["BR:MJSP"], nodes["KE:ODPP"]
 
-        say("1. A mutual legal assistance request")
-        request = {
-            "type": "mla",
-            "legal_basis": "UNTOC art. 18",
-            "offence": "laundering of the proceeds of crime",
-            "measures": ["bank records of account BR00 0000 0000 0000 (2023-2025)"],
-            "requesting_reference": "PNF 24-117",
-        }
-        sent = await send(fr, Draft("BR:MJSP", Kind.REQUEST, "application/json",
-                                    json.dumps(request).encode(), case="PNF 24-117",
+        say("1. A mutual legal assistance request, checked complete before it leaves")
+        package = parse_request((REQUESTS / "mla.json").read_bytes())
+        ref = package.reference
+        sent = await send(fr, Draft("BR:MJSP", Kind.REQUEST, REQUEST_CONTENT_TYPE,
+                                    encode_request(package), case=ref,
                                     priority=Priority.URGENT), "an urgent MLA request")
         opened = await read(br, sent.message_id)
-        say(f"    measures requested: {opened['body']['measures'][0]}")  # type: ignore[index]
+        measures = opened["body"]["measures"]  # type: ignore[index]
+        say(f"    measures requested: {', '.join(m['type'] for m in measures)}")
+        say("    (this first opening sent France a signed retrieval receipt)")
         say()
 
-        say("2. The requested authority acknowledges it")
-        ack = {"requested_reference": "DRCI 2026/0042", "status": "registered",
-               "assigned_to": "Coordenação-Geral de Cooperação Jurídica Internacional"}
-        reply = await send(br, Draft("FR:MJ", Kind.ACKNOWLEDGEMENT, "application/json",
-                                     json.dumps(ack).encode(), case="PNF 24-117",
-                                     in_reply_to=sent.message_id), "an acknowledgement")
-        answer = await read(fr, reply.message_id)
+        say("2. The requested authority acknowledges it with its own reference")
+        ack = await br.reply(ref, "FR:MJ", Kind.ACKNOWLEDGEMENT,
+                             {"reference": "DRCI 2026/0042", "note": "assigned to the CGCJI"})
+        await send_wait(br, ack, "an acknowledgement")
+        answer = await read(fr, ack.message_id)
         say(f"    in reply to {answer['message']['in_reply_to']}; their reference "  # type: ignore[index]
-            f"{answer['body']['requested_reference']}")  # type: ignore[index]
+            f"{answer['body']['reference']}; gaps named: "  # type: ignore[index]
+            f"{len(answer['body']['gaps']) or 'none'}")  # type: ignore[index]
+        case = await fr.case(ref, "BR:MJSP")
+        say(f"    France's case {ref}: {case['state']}")
         say()
 
         say("3. Spontaneous transmission with use restrictions (UNTOC art. 18(4)-(5))")
-        info = {"summary": "transfers linked to a shell company registered in Nairobi",
-                "conditions": ["confidential until further notice",
-                               "use only for the investigation of the offences described"]}
-        spont = await send(ke, Draft("FR:MJ", Kind.SPONTANEOUS_INFORMATION, "application/json",
-                                     json.dumps(info).encode()), "spontaneous information")
-        received = await read(fr, spont.message_id)
-        for condition in received["body"]["conditions"]:  # type: ignore[index]
-            say(f"    condition: {condition}")
-        await send(fr, Draft("KE:ODPP", Kind.CONDITIONS_ANSWER, "application/json",
-                             json.dumps({"answer": "accepted"}).encode(),
-                             in_reply_to=spont.message_id), "its acceptance of the conditions")
+        info = CaseMessage.build(
+            Kind.SPONTANEOUS_INFORMATION,
+            conditions=Conditions(
+                confidential=True,
+                use_restrictions=("use only for the investigation of the offences described",),
+                designated_receiver="Head of the Economic and Financial Crime Unit"),
+            information="Transfers linked to a shell company registered in Nairobi.")
+        spont = await send(ke, Draft("FR:MJ", Kind.SPONTANEOUS_INFORMATION,
+                                     CASE_MESSAGE_TYPE, encode_case_message(info)),
+                           "spontaneous information")
+        shown = await fr.read_message(spont.message_id)
+        say(f"    France's caseworkers see: withheld={shown.get('withheld')}, conditions "
+            f"{shown['conditions']['use_restrictions']}")
+        answer_sent = await fr.answer_conditions(spont.message_id, accepted=True)
+        await send_wait(fr, answer_sent, "its signed acceptance of the conditions")
+        released = await read(fr, spont.message_id)
+        say(f"    released once accepted: {released['body']['information']}")  # type: ignore[index]
         say()
 
         say("4. What a receiving node does with a replay and a forgery")

@@ -48,6 +48,7 @@ from protocol.case_message import (
     encode_case_message,
 )
 from protocol.errors import (
+    CaseOverdue,
     ConfigError,
     KeystorePassphraseMissing,
     LogAlarm,
@@ -324,15 +325,20 @@ def _when(at: int | None) -> str:
 
 
 def cmd_cases(args: argparse.Namespace) -> None:
+    """With ``--overdue``, a check for cron or monitoring: exit status 1 when any is late."""
     rows = _client(args).cases(overdue=args.overdue)
     if not rows:
-        print("no cases")
+        print("no overdue cases" if args.overdue else "no cases")
         return
-    print(f"{'REF':20} {'COUNTERPART':12} {'ROLE':10} {'STATE':32} {'SINCE':16}")
+    print(f"{'REF':20} {'COUNTERPART':12} {'ROLE':10} {'STATE':32} {'SINCE':16} {'DUE':16}")
     for row in rows:
         marks = ("  OVERDUE" if row["overdue"] else "") + ("  ANOMALY" if row["anomaly"] else "")
         print(f"{row['case_ref']:20} {row['counterpart']:12} {row['role']:10} "
-              f"{row['state']:32} {_when(row['state_since']):16}{marks}")
+              f"{row['state']:32} {_when(row['state_since']):16} {_when(row['due_at']):16}"
+              f"{marks}")
+    if args.overdue:
+        owed = ", ".join(f"{r['case_ref']} with {r['counterpart']}" for r in rows[:5])
+        raise CaseOverdue(f"{len(rows)} case(s): {owed}" + (" ..." if len(rows) > 5 else ""))
 
 
 def cmd_case_show(args: argparse.Namespace) -> None:

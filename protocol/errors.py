@@ -34,6 +34,7 @@ __all__ = [
     "CaseContentWithheld",
     "CaseError",
     "CaseMessageMalformed",
+    "CaseOverdue",
     "ConfigError",
     "DirectoryError",
     "EncodingError",
@@ -510,6 +511,13 @@ class CaseContentWithheld(CaseError):
     code = "case.content_withheld"
     hint = ("Read its conditions, then accept them with `rogatory conditions accept ID`; only "
             "the designated receiver may read the content before that.")
+
+
+class CaseOverdue(CaseError):
+    """Cases are overdue: the answer they wait for is later than their deadline."""
+
+    code = "case.overdue"
+    hint = "See `rogatory cases --overdue`; chase whoever owes the answer, or record why not."
 
 
 class CaseConditionsAnswered(CaseError):

@@ -1031,6 +1031,59 @@ class Case:
     random: bool = False
 
 
+# --- case messages (deterministic) ------------------------------------------------------------
+
+
+def cm_accept(description: str, kind: Kind, fields: dict[str, Any]) -> Vector:
+    data = canonical_json({"v": 1, "kind": kind.value, **fields})
+    return {"description": description, "type": "case-message", "envelope_kind": kind.value,
+            "body_text": data.decode("utf-8"), "body_hex": data.hex(),
+            "expected": {"outcome": "accepted"}}
+
+
+def cm_reject(description: str, kind: Kind, body: dict[str, Any], code: str) -> Vector:
+    data = canonical_json(body)
+    return {"description": description, "type": "case-message", "envelope_kind": kind.value,
+            "body_text": data.decode("utf-8"), "body_hex": data.hex(),
+            "expected": {"outcome": "rejected", "code": code}}
+
+
+def cm_partial_outcome() -> Vector:
+    return cm_accept("A partial outcome: results returned, the case stays open "
+                     "(`final` false; a final outcome has `final` true).", Kind.OUTCOME,
+                     {"final": False, "summary": "Statements of account 1 returned."})
+
+
+def cm_refusal() -> Vector:
+    return cm_accept("A refusal names its grounds from the table of PROTOCOL.md section 14 and "
+                     "explains them (UNTOC art. 18(23)).", Kind.REFUSAL,
+                     {"grounds": ["dual-criminality", "lapse-of-time"],
+                      "explanation": "The conduct is not an offence here, and time-barred."})
+
+
+def cm_spontaneous() -> Vector:
+    return cm_accept("Spontaneous information with its conditions: withheld by the receiving "
+                     "node until it accepts them.", Kind.SPONTANEOUS_INFORMATION,
+                     {"conditions": {"confidential": True,
+                                     "designated_receiver": "Head of the unit",
+                                     "use_restrictions": ["Only for investigation 2025/0142"]},
+                      "information": "Account 2 received EUR 1.2 million."})
+
+
+def cm_forbidden_ground() -> Vector:
+    return cm_reject("Bank secrecy is not a ground for refusal (UNTOC art. 18(8)); the body is "
+                     "refused.", Kind.REFUSAL,
+                     {"v": 1, "kind": "refusal", "grounds": ["bank-secrecy"],
+                      "explanation": "The bank invokes secrecy."}, "case.message_malformed")
+
+
+def cm_kind_mismatch() -> Vector:
+    return cm_reject("A body whose kind differs from the envelope header's kind is refused, so a "
+                     "body cannot be replayed under another kind.", Kind.STATUS,
+                     {"v": 1, "kind": "outcome", "final": True, "summary": "Done."},
+                     "case.message_malformed")
+
+
 CASES: dict[str, Case] = {
     "envelope-accepted-hybrid": Case(v_accepted_hybrid, True),
     "envelope-accepted-x25519": Case(v_accepted_x25519, True),
@@ -1099,6 +1152,11 @@ CASES: dict[str, Case] = {
     "receipt-proof-wrong-key": Case(rp_wrong_key),
     "receipt-proof-tampered-hash": Case(rp_tampered_hash),
     "receipt-proof-entry-mismatch": Case(rp_entry_mismatch),
+    "case-message-partial-outcome": Case(cm_partial_outcome),
+    "case-message-refusal": Case(cm_refusal),
+    "case-message-spontaneous": Case(cm_spontaneous),
+    "case-message-reject-forbidden-ground": Case(cm_forbidden_ground),
+    "case-message-reject-kind-mismatch": Case(cm_kind_mismatch),
 }
 
 

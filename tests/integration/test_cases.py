@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import io
 import time
 from pathlib import Path
@@ -11,13 +12,27 @@ from pathlib import Path
 import pytest
 
 from node.cli import main
-from node.federation import Federation
+from node.federation import Federation, Member
 from node.node import Node
 from node.outbound import Draft, compose
-from protocol.errors import CaseTransitionInvalid, PackageIncomplete, StoreNotFound
+from protocol.errors import (
+    CaseTransitionInvalid,
+    PackageIncomplete,
+    PackageLanguageNotAccepted,
+    StoreNotFound,
+)
 from protocol.kinds import Kind
 from protocol.request_package import CONTENT_TYPE
-from tests.integration.kit import BR, FR, KE, eventually, post_raw, snapshot
+from tests.integration.kit import (
+    BR,
+    DELIVERY,
+    FR,
+    KE,
+    eventually,
+    post_raw,
+    snapshot,
+    start_federation,
+)
 
 REQUESTS = Path(__file__).resolve().parents[2] / "examples" / "requests"
 CASE = "FR-2025-0042"
@@ -169,6 +184,14 @@ async def test_the_cli_lists_cases_and_shows_a_timeline(federation: Federation) 
     assert header.split()[:5] == ["REF", "COUNTERPART", "ROLE", "STATE", "SINCE"]
     assert line.split()[:4] == [CASE, BR, "requesting", "delivered"]
     assert "OVERDUE" in line  # the example's deadline (2025-07-15) has passed
+    assert line.split()[-3:-1] == ["2025-07-16", "00:00"]  # due: the end of that day, UTC
+
+    # As a monitoring check: the overdue list, and exit status 1 naming the case.
+    status, out, err = await run_cli("cases", "--overdue", "--home", home)
+    assert status == 1 and CASE in out
+    assert err.startswith("error: case.overdue") and f"{CASE} with {BR}" in err
+    status, out, err = await run_cli("cases", "--overdue", "--home", str(federation.home(KE)))
+    assert (status, out.strip()) == (0, "no overdue cases"), err
 
     status, out, err = await run_cli("case", "show", CASE, "--with", BR, "--home", home)
     assert status == 0, err
@@ -181,3 +204,30 @@ async def test_the_cli_lists_cases_and_shows_a_timeline(federation: Federation) 
     status, out, err = await run_cli(
         "send", "--home", home, "--to", BR, "--kind", "outcome", "--text", "x", "--case", CASE)
     assert status == 1 and err.startswith("error: case.transition_invalid"), err
+
+
+async def test_a_request_in_a_language_the_recipient_does_not_accept_needs_a_reason(
+        tmp_path: Path) -> None:
+    """The node flags it before sending, from the recipient's record in the signed directory."""
+    members = (Member(FR, "Ministère de la Justice", {"languages": ["fr", "en"]}),
+               Member(BR, "Ministério da Justiça", {"languages": ["pt", "es"]}))
+    fed = await start_federation(tmp_path, members, delivery=DELIVERY)
+    try:
+        fr = fed.nodes[FR]
+        before = await snapshot(fr)
+        draft = Draft(recipient=BR, kind=Kind.REQUEST, content_type=CONTENT_TYPE,
+                      payload=package("mla"), case="BEPI 2025/0142")
+        with pytest.raises(PackageLanguageNotAccepted) as refused:
+            await fr.submit(draft)
+        assert refused.value.code == "package.language_not_accepted"
+        assert "'en'" in refused.value.detail and "pt" in refused.value.detail
+        assert await snapshot(fr) == before
+        assert await fr.cases() == []
+
+        reason = "Brazil agreed by phone to take it in English; translation follows"
+        await fr.submit(dataclasses.replace(draft, override_reason=reason))
+        case = await fr.case("BEPI 2025/0142", BR)
+        assert case["timeline"][0]["override_reason"] == reason
+        await reach(fed.nodes[BR], FR, "delivered", "BEPI 2025/0142")
+    finally:
+        await fed.stop()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from protocol.case import ACTORS, TRANSITIONS
 from protocol.case_message import REFUSAL_GROUNDS, SCHEMAS
 from protocol.encoding import b64decode
 from protocol.envelope import DEFAULT_MAX_SKEW, MAX_CONTENT_TYPE, MAX_LIFETIME
@@ -40,6 +41,16 @@ def test_error_table_lists_exactly_the_codes() -> None:
 def test_case_message_tables_list_every_kind_and_ground() -> None:
     tables = table_first_column(section(14))
     assert {kind.value for kind in SCHEMAS} | set(REFUSAL_GROUNDS) == tables
+
+
+def test_the_case_lifecycle_tables_are_the_code() -> None:
+    text = section(15)
+    rows = set(re.findall(r"^\| `([a-z-]+)` \| `([a-z-]+)` \| `([a-z-]+)` \|$", text, re.M))
+    assert rows == {(state.value, step.value, after.value)
+                    for state, steps in TRANSITIONS.items() for step, after in steps.items()}
+    actors = dict(re.findall(r"^\| `([a-z-]+)` \| ([a-z ]+) \|$", text, re.M))
+    assert actors == {kind.value: "either side" if len(roles) > 1
+                      else f"{next(iter(roles)).value} side" for kind, roles in ACTORS.items()}
 
 
 def test_every_label_is_in_the_label_table() -> None:

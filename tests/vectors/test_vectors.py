@@ -23,6 +23,7 @@ import pytest
 from nacl.signing import VerifyKey
 
 from protocol import merkle
+from protocol.case_message import encode_case_message, parse_case_message
 from protocol.checkpoint import open_checkpoint, parse_tlog_proof, verify_cosignature
 from protocol.encoding import (
     Reader,
@@ -41,8 +42,10 @@ from protocol.errors import (
     EnvelopeUnknownSender,
     LogError,
     ReceiptError,
+    RogatoryError,
 )
 from protocol.header import EnvelopeHeader
+from protocol.kinds import Kind
 from protocol.log_entry import (
     EntryType,
     encode_entry,
@@ -67,7 +70,7 @@ ROOT = HERE.parent.parent
 FILES = sorted(HERE.glob("*.json"))
 TYPES = {"envelope", "receipt", "canonical-json", "base64url", "frame", "pae", "signature",
          "key-id", "header", "log-entry", "merkle", "checkpoint", "cosigned-checkpoint",
-         "tlog-proof", "receipt-proof"}
+         "tlog-proof", "receipt-proof", "case-message"}
 
 
 def _generator() -> ModuleType:
@@ -597,3 +600,21 @@ def test_receipt_proof_rejections_differ_from_the_acceptance_only_in_their_flaw(
         if path.stem != "receipt-proof-accepted":
             assert receipt.proof != accepted.proof
             parse_note(parse_tlog_proof(receipt.proof).checkpoint)
+
+
+CASE_MESSAGES = of_type("case-message")
+
+
+@pytest.mark.parametrize("path", CASE_MESSAGES, ids=ids(CASE_MESSAGES))
+def test_case_message_vector(path: Path) -> None:
+    vector = load(path)
+    data = bytes.fromhex(vector["body_hex"])
+    assert data.decode("utf-8") == vector["body_text"]
+    kind = Kind.from_name(vector["envelope_kind"])
+    if vector["expected"]["outcome"] == "accepted":
+        message = parse_case_message(data, kind=kind)
+        assert encode_case_message(message) == data
+    else:
+        with pytest.raises(RogatoryError) as caught:
+            parse_case_message(data, kind=kind)
+        assert caught.value.code == vector["expected"]["code"]

@@ -16,12 +16,16 @@ from dataclasses import dataclass
 from keys.directory import Directory
 from keys.keystore import KeyStore
 from node.archive import ArchiveKey
+from node.attachments import AttachmentFiles
 from node.cases import Content
 from node.store import InboundRecord, Store
+from protocol.attachment import AttachmentSpec, parse_manifest
 from protocol.case import Direction
 from protocol.case_message import CaseMessage, check_content
 from protocol.envelope import OpenedEnvelope, envelope_hash, open_envelope, parse_envelope
 from protocol.errors import (
+    AttachmentIncomplete,
+    AttachmentMalformed,
     EnvelopeError,
     EnvelopeReplayed,
     RogatoryError,
@@ -51,6 +55,7 @@ _STATUS_BY_CODE = {
     "envelope.header_mismatch": 403,
     "envelope.reflected": 403,
     "envelope.replayed": 409,
+    "attachment.incomplete": 202,
     "transport.body_too_large": 413,
 }
 
@@ -69,6 +74,8 @@ class Outcome:
     accepted: bool
     duplicate: bool = False
     code: str = ""
+    verify: tuple[AttachmentSpec, ...] = ()  # every attachment arrived: check them, then retry
+    message_id: str = ""
 
 
 class InboundDesk:
@@ -84,7 +91,9 @@ class InboundDesk:
         archive: ArchiveKey,
         clock: Callable[[], float],
         max_skew: int,
+        attachments: AttachmentFiles | None = None,
     ) -> None:
+        self.attachments = attachments
         self.authority = authority
         self.keystore = keystore
         self._directory = directory
@@ -162,6 +171,10 @@ class InboundDesk:
         try:
             content = check_content(header.kind, opened.package.content_type,
                                     opened.package.payload)
+            if opened.package.manifest:
+                waiting = self._attachments_waiting(opened, digest, now)
+                if waiting is not None:
+                    return waiting
         except RogatoryError as exc:
             return self.reject(exc, data)
         try:
@@ -175,6 +188,30 @@ class InboundDesk:
             return self.reject(EnvelopeReplayed(f"message id {header.id}"), data)
         log.info("accepted %s %s from %s", header.kind.value, header.id, header.sender)
         return Outcome(200, receipt, True)
+
+    def _attachments_waiting(self, opened: OpenedEnvelope, digest: str,
+                             now: int) -> Outcome | None:
+        """``None`` once every attachment has arrived and verified; else what to answer.
+
+        Until then the envelope is neither stored nor receipted: the sender is told to upload
+        (a signed, transient ``attachment.incomplete``), or the node verifies what arrived.
+        """
+        if self.attachments is None:
+            raise AttachmentMalformed("this node takes no attachments")
+        specs = parse_manifest(opened.package.manifest)
+        header = opened.header
+        self.attachments.expect(digest, header.sender, header.id, specs, now)
+        state = self.attachments.transfer(digest)
+        missing = [s for s in state if s["received"] < s["expected"]]
+        if missing:
+            have = sum(s["received"] for s in state)
+            want = sum(s["expected"] for s in state)
+            raise AttachmentIncomplete(f"{have} of {want} bytes of {len(state)} attachment(s) "
+                                       "have arrived")
+        if all(s["verified"] for s in state):
+            return None
+        return Outcome(202, b"", False, code="attachment.verify", verify=specs,
+                       message_id=header.id)
 
     def _commit(self, opened: OpenedEnvelope, digest: str, now: int, content: Content) -> bytes:
         """Log the envelope, sign the receipt with its inclusion proof, store all of it.

@@ -15,7 +15,9 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -117,6 +119,11 @@ def _draft_from(body: object) -> Draft:
             payload = base64.b64decode(str(body["payload_b64"]), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ApiBadRequest(f"payload_b64 is not base64: {exc}") from None
+    files = body.get("attachments", [])
+    if not isinstance(files, list) or not all(isinstance(f, str) and f for f in files):
+        raise ApiBadRequest("attachments must be a list of file paths on the node's machine")
+    if any(not Path(f).is_absolute() for f in files):
+        raise ApiBadRequest("attachment paths must be absolute")
     fields = {"case": str, "in_reply_to": str, "content_type": str, "lifetime": int,
               "override_reason": str}
     extra = {k: body[k] for k in fields if k in body}
@@ -131,6 +138,7 @@ def _draft_from(body: object) -> Draft:
         content_type=extra.pop("content_type", "text/plain; charset=utf-8").replace(" ", ""),
         payload=payload,
         priority=priority,
+        attachments=tuple(Path(f) for f in files),
         **extra,
     )
 
@@ -138,6 +146,7 @@ def _draft_from(body: object) -> Draft:
 # What the designated receiver's token may do: read, and answer spontaneous information.
 _RECEIVER_ROUTES = frozenset({
     ("GET", "/api/v1/messages"), ("GET", "/api/v1/messages/{id}"),
+    ("GET", "/api/v1/messages/{id}/attachments/{index}"),
     ("GET", "/api/v1/spontaneous"), ("POST", "/api/v1/spontaneous/{id}/answer"),
 })
 
@@ -211,6 +220,22 @@ def local_application(node: Node, token: str, receiver_token: str | None = None)
         return web.json_response(await node.read_message(request.match_info["id"],
                                                          request[PRINCIPAL]))
 
+    async def attachment(request: web.Request) -> web.StreamResponse:
+        try:
+            index = int(request.match_info["index"])
+        except ValueError:
+            raise ApiBadRequest("the attachment index is an integer") from None
+        spec, chunks = await node.attachment(request.match_info["id"], index,
+                                             request[PRINCIPAL])
+        response = web.StreamResponse(headers={
+            "Content-Type": spec.media_type, "Content-Length": str(spec.size),
+            "X-Rogatory-Name": quote(spec.name), "X-Rogatory-SHA256": spec.sha256})
+        await response.prepare(request)
+        async for chunk in chunks:
+            await response.write(chunk)
+        await response.write_eof()
+        return response
+
     async def cases(request: web.Request) -> web.Response:
         found = await node.cases()
         if request.query.get("overdue") in ("1", "true"):
@@ -272,6 +297,7 @@ def local_application(node: Node, token: str, receiver_token: str | None = None)
     app.router.add_post("/api/v1/messages", send)
     app.router.add_get("/api/v1/messages", messages)
     app.router.add_get("/api/v1/messages/{id}", message)
+    app.router.add_get("/api/v1/messages/{id}/attachments/{index}", attachment)
     app.router.add_get("/api/v1/cases", cases)
     app.router.add_get("/api/v1/cases/{ref}", case)
     app.router.add_post("/api/v1/cases/{ref}/messages", reply)

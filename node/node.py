@@ -11,8 +11,9 @@ import asyncio
 import functools
 import logging
 import os
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,6 +23,7 @@ from aiohttp import web
 from keys.directory import Directory, check_adoption, verify_directory
 from keys.keystore import KeyStore
 from node.archive import ArchiveKey
+from node.attachments import AttachmentFiles, encrypt_file, read_plaintext, verify_file
 from node.audit_bundle import encode_bundle
 from node.cases import Content
 from node.config import NodeConfig, load_config, read_api_token, read_receiver_token
@@ -35,12 +37,19 @@ from node.local_api import (
     outbound_json,
 )
 from node.log_api import log_routes
-from node.outbound import DeliveryWorker, Draft, compose, sent_entry
+from node.outbound import UPLOAD_PIECE, DeliveryWorker, Draft, compose, sent_entry
 from node.peer_api import peer_application
 from node.spontaneous import ACCEPTED
 from node.store import OutboundRecord, Store
 from node.tls import server_context
 from node.witness import Alarm, Witness, WitnessStore
+from protocol.attachment import (
+    MAX_ATTACHMENTS,
+    AttachmentSpec,
+    encode_manifest,
+    parse_manifest,
+    safe_name,
+)
 from protocol.case import Direction
 from protocol.case_message import CONTENT_TYPE as CASE_MESSAGE_TYPE
 from protocol.case_message import (
@@ -50,13 +59,17 @@ from protocol.case_message import (
     parse_case_message,
 )
 from protocol.checkpoint import parse_tlog_proof
-from protocol.envelope import parse_package
+from protocol.envelope import envelope_hash, parse_package
 from protocol.errors import (
     ApiBadRequest,
+    AttachmentError,
+    AttachmentMalformed,
+    CaseContentWithheld,
     ConfigError,
     PackageLanguageNotAccepted,
     RogatoryError,
     StoreNotFound,
+    TransportBadResponse,
 )
 from protocol.kinds import Kind, Priority
 from protocol.log_entry import EntryType, encode_entry, log_origin, parse_entry
@@ -88,15 +101,19 @@ class Node:
             self.store.close()
             self._executor.shutdown()
             raise
+        self.attachments = AttachmentFiles(config.home / "attachments", self.store.db)
         self.inbound = InboundDesk(
             authority=self.authority, keystore=keystore, directory=lambda: self._directory,
             store=self.store, archive=self.archive, clock=clock, max_skew=config.max_skew,
+            attachments=self.attachments,
         )
         self.worker = DeliveryWorker(
             authority=self.authority, store=self.store, db=self.call,
             directory=lambda: self._directory, clock=clock,
             retry_base=config.retry_base, retry_max=config.retry_max,
+            attachments=self.attachments,
         )
+        self._upload_locks: dict[tuple[str, int], asyncio.Lock] = {}
         self.witness = Witness(
             authority=self.authority, seed=lambda: self.keystore.identity.seed,
             store=WitnessStore(self.store.db), db=self.call,
@@ -221,6 +238,7 @@ class Node:
             log.warning("%s: peer endpoint is plain HTTP; use only for debugging", self.authority)
         routes = log_routes(checkpoint=self.checkpoint, consistency=self._consistency,
                             inclusion=self._inclusion, witness_view=self._witness_view)
+        routes += self._attachment_routes()
         peer = peer_application(accept=self._accept, too_large=self._too_large,
                                 max_body=self.config.max_body, routes=routes)
         self.peer_port = await self._site(peer, self.config.peer_host, self.config.peer_port,
@@ -251,7 +269,72 @@ class Node:
         self._executor.shutdown(wait=True)
 
     async def _accept(self, data: bytes) -> Outcome:
+        outcome = await self.call(self.inbound.accept, data)
+        if not outcome.verify:
+            return outcome
+        # Every attachment has arrived: decrypt and check them off the store thread, then
+        # take the envelope in as any other.
+        digest = envelope_hash(data)
+        try:
+            for spec in outcome.verify:
+                await asyncio.to_thread(verify_file, self.attachments.incoming(digest,
+                                                                                spec.index),
+                                        spec, outcome.message_id)
+        except AttachmentError as exc:
+            log.warning("attachments of %s refused: %s", digest, exc)
+            await self.call(self.attachments.discard, digest)
+            return await self.call(self.inbound.reject, exc, data)
+        await self.call(self.attachments.mark_verified, digest)
         return await self.call(self.inbound.accept, data)
+
+    async def _attachment_state(self, request: web.Request) -> web.Response:
+        digest, index = request.match_info["envelope"], int(request.match_info["index"])
+        try:
+            expected = await self.call(self.attachments.expected, digest, index)
+        except StoreNotFound as exc:
+            return _peer_error(exc, 404)
+        path = self.attachments.incoming(digest, index)
+        received = path.stat().st_size if path.exists() else 0
+        return web.json_response({"received": received, "expected": expected})
+
+    async def _attachment_upload(self, request: web.Request) -> web.Response:
+        """Append a piece of an attachment's ciphertext, from exactly where it stands.
+
+        Only transfers that an envelope which passed every check has announced are taken, up to
+        the size its signed manifest gives; anything else is refused before it is read.
+        """
+        digest, index = request.match_info["envelope"], int(request.match_info["index"])
+        try:
+            offset = int(request.query.get("offset", ""))
+            expected = await self.call(self.attachments.expected, digest, index)
+        except ValueError:
+            return _peer_error(TransportBadResponse("offset must be an integer"), 400)
+        except StoreNotFound as exc:
+            return _peer_error(exc, 404)
+        lock = self._upload_locks.setdefault((digest, index), asyncio.Lock())
+        async with lock:
+            path = self.attachments.incoming(digest, index)
+            have = path.stat().st_size if path.exists() else 0
+            if offset != have:
+                return web.json_response({"received": have, "expected": expected}, status=409)
+            written = 0
+            with path.open("ab") as file:
+                async for piece in request.content.iter_chunked(UPLOAD_PIECE):
+                    if have + written + len(piece) > expected:
+                        file.write(piece[:expected - have - written])
+                        written = expected - have
+                        break
+                    file.write(piece)
+                    written += len(piece)
+                file.flush()
+                await asyncio.to_thread(os.fsync, file.fileno())
+            if have + written == expected and lock is self._upload_locks.get((digest, index)):
+                del self._upload_locks[(digest, index)]
+        return web.json_response({"received": have + written, "expected": expected})
+
+    def _attachment_routes(self) -> list[web.RouteDef]:
+        path = "/v1/attachments/{envelope:[0-9a-f]{64}}/{index:[0-9]{1,3}}"
+        return [web.get(path, self._attachment_state), web.put(path, self._attachment_upload)]
 
     async def _too_large(self) -> Outcome:
         return await self.call(self.inbound.too_large, self.config.max_body)
@@ -333,12 +416,33 @@ class Node:
                 override = draft.override_reason
                 log.warning("sending a request package with %d gaps%s: %s", len(gaps),
                             "" if language_ok else " in a language not accepted", override)
-        record = compose(draft, authority=self.authority, keystore=self.keystore,
-                         directory=self._directory, archive=self.archive,
-                         now=int(self.clock()))
-        await self.call(self._queue, record, content, override)
+        message_id, manifest = "", b""
+        if draft.attachments:
+            message_id = os.urandom(16).hex()
+            manifest = await asyncio.to_thread(self._encrypt_attachments, message_id,
+                                               draft.attachments)
+        try:
+            record = compose(draft, authority=self.authority, keystore=self.keystore,
+                             directory=self._directory, archive=self.archive,
+                             now=int(self.clock()), message_id=message_id, manifest=manifest)
+            await self.call(self._queue, record, content, override)
+        except BaseException:
+            if message_id:
+                shutil.rmtree(self.attachments.outgoing(message_id, 0).parent,
+                              ignore_errors=True)
+            raise
         self.worker.wake()
         return record
+
+    def _encrypt_attachments(self, message_id: str, files: tuple[Path, ...]) -> bytes:
+        if len(files) > MAX_ATTACHMENTS:
+            raise AttachmentMalformed(f"at most {MAX_ATTACHMENTS} attachments")
+        names = [safe_name(Path(f).name) for f in files]
+        if len(set(names)) != len(names):
+            raise AttachmentMalformed("two attachments have the same name")
+        specs = [encrypt_file(Path(f), self.attachments.outgoing(message_id, i),
+                              message_id=message_id, index=i) for i, f in enumerate(files)]
+        return encode_manifest(specs)
 
     def _queue(self, record: OutboundRecord, content: Content, override: str,
                opened: str = "") -> bool:
@@ -437,13 +541,17 @@ class Node:
         except StoreNotFound:
             outbound = await self.call(self.store.outbound_by_id, message_id)
             package = parse_package(self.archive.open(outbound.envelope_hash, outbound.archive))
+            sent, total = self.worker.progress.get(message_id, (0, 0))
             return {**outbound_json(outbound), "content_type": package.content_type,
                     "payload_b64": b64(package.payload),
+                    "attachments": [spec.describe() for spec in _specs(package.manifest)],
+                    "transfer": {"sent": sent, "total": total},
                     "retrieved_at": await self.call(self.store.retrieved_at,
                                                     outbound.recipient, message_id)}
         package = parse_package(self.archive.open(inbound.envelope_hash, inbound.archive))
         shown = {**inbound_json(inbound), "payload_b64": b64(package.payload),
-                 "package_b64": b64(package.data)}
+                 "package_b64": b64(package.data),
+                 "attachments": [spec.describe() for spec in _specs(package.manifest)]}
         if inbound.kind == Kind.SPONTANEOUS_INFORMATION.value:
             state = await self.call(self.store.spontaneous.state, message_id, inbound.sender)
             shown["conditions_state"] = state
@@ -456,6 +564,35 @@ class Node:
             await self._retrieval_receipt(inbound.envelope_hash, inbound.message_id,
                                           inbound.sender, inbound.case_ref, inbound.kind)
         return shown
+
+    async def attachment(self, message_id: str, index: int, principal: str = OPERATOR,
+                         ) -> tuple[AttachmentSpec, AsyncIterator[bytes]]:
+        """An attachment's manifest entry and its plaintext, decrypted as it is read.
+
+        Reading it is reading the message: withheld spontaneous information stays withheld,
+        and the first reading sends the retrieval receipt.
+        """
+        shown = await self.read_message(message_id, principal)
+        if shown.get("withheld"):
+            raise CaseContentWithheld(f"{message_id}: accept its conditions first")
+        if shown["direction"] == "in":
+            inbound = await self.call(self.store.inbound_by_id, message_id)
+            package = parse_package(self.archive.open(inbound.envelope_hash, inbound.archive))
+            path = self.attachments.incoming(inbound.envelope_hash, index)
+        else:
+            outbound = await self.call(self.store.outbound_by_id, message_id)
+            package = parse_package(self.archive.open(outbound.envelope_hash, outbound.archive))
+            path = self.attachments.outgoing(message_id, index)
+        specs = _specs(package.manifest)
+        if not 0 <= index < len(specs):
+            raise StoreNotFound(f"message {message_id} has no attachment {index}")
+        chunks = read_plaintext(path, specs[index], message_id)
+
+        async def stream() -> AsyncIterator[bytes]:
+            while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
+                yield chunk
+
+        return specs[index], stream()
 
     async def _retrieval_receipt(self, envelope: str, message_id: str, sender: str,
                                  case_ref: str, kind: str) -> None:
@@ -488,3 +625,12 @@ class Node:
             "outbound": await self.call(self.store.outbound_states),
             "pending": await self.call(self.store.pending_count),
         }
+
+
+def _peer_error(error: RogatoryError, status: int) -> web.Response:
+    return web.json_response({"error": {"code": error.code, "message": error.message}},
+                             status=status)
+
+
+def _specs(manifest: bytes) -> tuple[AttachmentSpec, ...]:
+    return parse_manifest(manifest) if manifest else ()

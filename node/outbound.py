@@ -14,8 +14,9 @@ import contextlib
 import logging
 import os
 import random
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
@@ -23,6 +24,7 @@ import aiohttp
 from keys.directory import Directory
 from keys.keystore import KeyStore
 from node.archive import ArchiveKey
+from node.attachments import AttachmentFiles
 from node.store import LogEntry, OutboundRecord, Store
 from node.tls import peer_ssl
 from protocol.envelope import MAX_LIFETIME, seal
@@ -49,10 +51,11 @@ StoreCall = Callable[..., Awaitable[Any]]
 CheckpointHook = Callable[[str, bytes], Coroutine[Any, Any, None]]
 """Called with (peer, tlog-proof) after every verified acceptance is recorded: witnessing."""
 
+UPLOAD_PIECE = 1024 * 1024
 ENVELOPE_MEDIA_TYPE = "application/vnd.rogatory.envelope"
 RECEIPT_MEDIA_TYPE = "application/vnd.rogatory.receipt"
 
-TRANSIENT_CODES = frozenset({"envelope.clock_skew"})
+TRANSIENT_CODES = frozenset({"envelope.clock_skew", "attachment.incomplete", "store.disk_full"})
 """Refusals that a later attempt with the same bytes can overcome; every other code is final."""
 
 
@@ -75,6 +78,7 @@ class Draft:
     priority: Priority = Priority.NORMAL
     lifetime: int = 7 * 24 * 3600
     override_reason: str = ""  # why an incomplete request package is sent all the same
+    attachments: tuple[Path, ...] = ()  # files on the node's disk, sent beside the envelope
 
 
 def sent_entry(record: OutboundRecord, sender: str, at: int) -> LogEntry:
@@ -96,15 +100,20 @@ def receipt_received_entry(record: OutboundRecord, sender: str, receipt: Receipt
 
 
 def compose(draft: Draft, *, authority: str, keystore: KeyStore, directory: Directory,
-            archive: ArchiveKey, now: int) -> OutboundRecord:
-    """Seal a draft to the recipient's current prekey; the record is ready to be journalled."""
+            archive: ArchiveKey, now: int, message_id: str = "",
+            manifest: bytes = b"") -> OutboundRecord:
+    """Seal a draft to the recipient's current prekey; the record is ready to be journalled.
+
+    ``message_id`` and ``manifest`` come from encrypting the draft's attachments first: their
+    streams are bound to the message id, and the manifest travels in the signed package.
+    """
     if not 0 < draft.lifetime <= MAX_LIFETIME:
         raise EnvelopeLifetimeInvalid(f"lifetime must be 1..{MAX_LIFETIME} seconds")
     if draft.recipient == authority:
         raise ApiBadRequest("an authority cannot send to itself")
     prekey = directory.prekey_for(draft.recipient, now)
     header = EnvelopeHeader(
-        id=os.urandom(16).hex(),
+        id=message_id or os.urandom(16).hex(),
         kind=draft.kind,
         sender=authority,
         recipient=draft.recipient,
@@ -118,7 +127,8 @@ def compose(draft: Draft, *, authority: str, keystore: KeyStore, directory: Dire
         priority=draft.priority,
     )
     sealed = seal(header, draft.content_type, draft.payload,
-                  sender_seed=keystore.identity.seed, recipient_public=prekey.public_raw)
+                  sender_seed=keystore.identity.seed, recipient_public=prekey.public_raw,
+                  manifest=manifest)
     return OutboundRecord(
         envelope_hash=sealed.hash,
         message_id=header.id,
@@ -154,6 +164,7 @@ class DeliveryWorker:
         retry_max: float,
         concurrency: int = 16,
         request_timeout: float = 30.0,
+        attachments: AttachmentFiles | None = None,
     ) -> None:
         self.authority = authority
         self.store = store
@@ -170,6 +181,8 @@ class DeliveryWorker:
         self._in_flight: set[str] = set()
         self._attempts: set[asyncio.Task[None]] = set()
         self.on_checkpoint: CheckpointHook | None = None
+        self.attachments = attachments
+        self.progress: dict[str, tuple[int, int]] = {}  # message id -> (bytes sent, total)
 
     def wake(self) -> None:
         """Called after something is queued, so it leaves now rather than at the next poll."""
@@ -251,6 +264,9 @@ class DeliveryWorker:
             return
         try:
             receipt = await self.post(record)
+            if not receipt.accepted and receipt.code == "attachment.incomplete":
+                await self.upload(record)
+                receipt = await self.post(record)
         except RogatoryError as exc:
             retry_at = self.clock() + self.backoff(record.attempts)
             log.info("delivery of %s to %s failed (%s); retry in %.1fs", record.message_id,
@@ -277,6 +293,57 @@ class DeliveryWorker:
         else:
             log.warning("%s refused by %s: %s", record.message_id, record.recipient,
                         receipt.code)
+
+    async def upload(self, record: OutboundRecord) -> None:
+        """Send each attachment's ciphertext from the last byte the receiver holds.
+
+        The receiver tells how much it has; an interrupted upload resumes there at the next
+        attempt. Files are read in pieces, so memory stays flat whatever their size.
+        """
+        assert self._session is not None and self.attachments is not None
+        files = self.attachments.outgoing_files(record.message_id)
+        if not files:
+            raise TransportBadResponse(f"{record.recipient} asks for attachments of "
+                                       f"{record.message_id}, which has none here")
+        peer = self._directory().record(record.recipient)
+        ssl = peer_ssl(peer.endpoint, peer.tls_fingerprint)
+        base = f"{peer.endpoint.rstrip('/')}/v1/attachments/{record.envelope_hash}"
+        total = sum(f.stat().st_size for f in files)
+        done = 0
+        slow = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120)
+        try:
+            for index, path in enumerate(files):
+                size = path.stat().st_size
+                async with self._session.get(f"{base}/{index}", ssl=ssl) as response:
+                    state = await _transfer_state(response, record.recipient)
+                offset = state["received"]
+                if state["expected"] != size or offset > size:
+                    raise TransportBadResponse(f"{record.recipient} expects {state['expected']} "
+                                               f"bytes of attachment {index}, we hold {size}")
+                done += offset
+                self.progress[record.message_id] = (done, total)
+                if offset == size:
+                    continue
+                async with self._session.put(
+                    f"{base}/{index}", params={"offset": str(offset)}, ssl=ssl, timeout=slow,
+                    data=self._read_from(path, offset, record.message_id, done, total),
+                    headers={"Content-Type": "application/octet-stream"},
+                ) as response:
+                    state = await _transfer_state(response, record.recipient)
+                done += size - offset
+        except aiohttp.ServerFingerprintMismatch as exc:
+            raise TransportPinMismatch(f"{record.recipient} at {base}") from exc
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise TransportUnreachable(f"{record.recipient} at {base}: {exc!r}") from exc
+
+    async def _read_from(self, path: Path, offset: int, message_id: str, done: int,
+                         total: int) -> AsyncIterator[bytes]:
+        with path.open("rb") as file:
+            file.seek(offset)
+            while piece := await asyncio.to_thread(file.read, UPLOAD_PIECE):
+                done += len(piece)
+                self.progress[message_id] = (done, total)
+                yield piece
 
     async def post(self, record: OutboundRecord) -> Receipt:
         """One attempt: POST the envelope, verify the receipt that comes back."""
@@ -320,3 +387,18 @@ class DeliveryWorker:
         except RogatoryError as exc:
             raise TransportBadResponse(f"receipt from {record.recipient}: {exc.code}") from exc
         return receipt
+
+
+async def _transfer_state(response: aiohttp.ClientResponse, peer: str) -> dict[str, int]:
+    """The receiver's answer about one attachment: ``{"received": n, "expected": m}``."""
+    try:
+        body = await response.json(content_type=None)
+    except (ValueError, aiohttp.ContentTypeError):
+        raise TransportBadResponse(f"{peer}: HTTP {response.status} without a JSON body") from None
+    if response.status not in (200, 409) or not isinstance(body, dict):
+        error = body.get("error", {}) if isinstance(body, dict) else {}
+        raise TransportBadResponse(f"{peer}: HTTP {response.status} {error.get('code', '')}")
+    received, expected = body.get("received"), body.get("expected")
+    if type(received) is not int or type(expected) is not int or not 0 <= received <= expected:
+        raise TransportBadResponse(f"{peer}: a transfer state without sizes")
+    return {"received": received, "expected": expected}

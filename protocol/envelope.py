@@ -5,13 +5,16 @@ Layout (all integers big-endian; ``frame`` is a 4-byte length prefix)::
     envelope   = "RGTE" %x01 frame(header) frame(sealed) outer-sig
     sealed     = HPKE-Seal(prekey, info, package)             ; enc || AEAD ciphertext
     info       = "rogatory/v1/envelope-hpke" %x00 SHA-256(header)
-    package    = frame(header) frame(content-type) frame(payload) inner-sig
-    inner-sig  = Ed25519(PAE("rogatory/v1/envelope-inner", frame(header) frame(ct) frame(payload)))
+    package    = frame(header) frame(content-type) frame(payload) [frame(manifest)] inner-sig
+    inner-sig  = Ed25519(PAE("rogatory/v1/envelope-inner", everything before it))
     outer-sig  = Ed25519(PAE("rogatory/v1/envelope", SHA-256(sealed) || header))
 
 The inner signature is what the recipient can later show a third party: it covers the header,
 recipient included, so a package forwarded to someone else is recognisably not addressed to
 them. The outer signature lets a node refuse forgeries before it spends work on decryption.
+
+The optional manifest lists the attachments that travel beside the envelope
+(``protocol.attachment``): inside the signature and the encryption, since it holds their keys.
 
 The receiver's checks run in the order of ``open_envelope`` below and PROTOCOL.md §5; each
 failure raises its own ``envelope.*`` error and the caller stores nothing.
@@ -111,10 +114,16 @@ class SignedPackage:
     content_type: str
     payload: bytes
     signature: bytes
+    manifest: bytes = b""
 
 
-def _package_body(header_bytes: bytes, content_type: str, payload: bytes) -> bytes:
-    return frame(header_bytes, content_type.encode("ascii"), payload)
+MAX_MANIFEST = 1024 * 1024
+
+
+def _package_body(header_bytes: bytes, content_type: str, payload: bytes,
+                  manifest: bytes = b"") -> bytes:
+    body = frame(header_bytes, content_type.encode("ascii"), payload)
+    return body + frame(manifest) if manifest else body
 
 
 def _check_content_type(content_type: str) -> None:
@@ -135,15 +144,21 @@ def seal(
     *,
     sender_seed: bytes,
     recipient_public: bytes,
+    manifest: bytes = b"",
 ) -> SealedEnvelope:
-    """Sign the package, seal it to the recipient's prekey, sign the result; return the bytes."""
+    """Sign the package, seal it to the recipient's prekey, sign the result; return the bytes.
+
+    ``manifest``: the encoded attachment manifest, if the message has attachments.
+    """
     if key_id(public_key_of(sender_seed)) != header.sender_key:
         raise KeyMalformed("header.sender_key does not name the signing key")
     if key_id(recipient_public) != header.recipient_prekey:
         raise KeyMalformed("header.recipient_prekey does not name the recipient public key")
     _check_content_type(content_type)
     header_bytes = header.encode()
-    body = _package_body(header_bytes, content_type, payload)
+    if len(manifest) > MAX_MANIFEST:
+        raise EnvelopeMalformed(f"manifest larger than {MAX_MANIFEST} bytes")
+    body = _package_body(header_bytes, content_type, payload, manifest)
     package = body + sign(sender_seed, LABELS["envelope-inner"], body)
     sealed = hpke_seal(header.suite, recipient_public, _hpke_info(header_bytes), package)
     outer = sign(sender_seed, LABELS["envelope"], _outer_body(header_bytes, sealed))
@@ -187,6 +202,11 @@ def parse_package(data: bytes) -> SignedPackage:
     header_bytes = reader.framed(limit=4096)
     content_type_bytes = reader.framed(limit=MAX_CONTENT_TYPE)
     payload = reader.framed()
+    manifest = b""
+    if reader.remaining() > SIGNATURE_LENGTH:
+        manifest = reader.framed(limit=MAX_MANIFEST)
+        if not manifest:
+            raise EnvelopeMalformed("an empty manifest frame; leave it out instead")
     signature = reader.fixed(SIGNATURE_LENGTH)
     reader.end()
     header = EnvelopeHeader.decode(header_bytes)
@@ -195,13 +215,15 @@ def parse_package(data: bytes) -> SignedPackage:
     except UnicodeDecodeError as exc:
         raise EnvelopeMalformed("content type is not ASCII") from exc
     _check_content_type(content_type)
-    return SignedPackage(data, header_bytes, header, content_type, payload, signature)
+    return SignedPackage(data, header_bytes, header, content_type, payload, signature,
+                         manifest)
 
 
 def verify_package(data: bytes, sender_public: bytes) -> SignedPackage:
     """Check a kept package against its sender's key, e.g. for a court or an auditor."""
     package = parse_package(data)
-    body = _package_body(package.header_bytes, package.content_type, package.payload)
+    body = _package_body(package.header_bytes, package.content_type, package.payload,
+                         package.manifest)
     if not verify(sender_public, LABELS["envelope-inner"], body, package.signature):
         raise EnvelopeInnerSignatureInvalid()
     return package

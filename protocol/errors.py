@@ -14,6 +14,7 @@ the sentence shown to people; ``hint`` says what to do about it.
     ├── LogError                 log.*        the audit log, checkpoints and proofs
     ├── PackageError             package.*    request packages and their completeness
     ├── CaseError                case.*       the lifecycle of a case
+    ├── AttachmentError          attachment.* evidence files streamed beside an envelope
     ├── TransportError           transport.*  HTTP between nodes
     ├── StoreError               store.*      the node's database
     ├── ConfigError              config.*     the node's TOML configuration
@@ -30,6 +31,14 @@ from typing import ClassVar
 __all__ = [
     "ERRORS_BY_CODE",
     "ApiError",
+    "AttachmentCorrupt",
+    "AttachmentError",
+    "AttachmentExists",
+    "AttachmentIncomplete",
+    "AttachmentMalformed",
+    "AttachmentMismatch",
+    "AttachmentNameUnsafe",
+    "AttachmentTruncated",
     "CaseConditionsAnswered",
     "CaseContentWithheld",
     "CaseError",
@@ -526,10 +535,66 @@ class CaseConditionsAnswered(CaseError):
     code = "case.conditions_answered"
 
 
+class AttachmentError(RogatoryError):
+    """An attachment cannot be used."""
+
+    code = "attachment.invalid"
+
+
+class AttachmentMalformed(AttachmentError):
+    """An attachment's manifest entry or stream header is malformed."""
+
+    code = "attachment.malformed"
+
+
+class AttachmentCorrupt(AttachmentError):
+    """An attachment chunk failed authentication: modified, reordered, duplicated or misplaced."""
+
+    code = "attachment.corrupt"
+
+
+class AttachmentTruncated(AttachmentError):
+    """An attachment's stream ended before its final chunk."""
+
+    code = "attachment.truncated"
+
+
+class AttachmentMismatch(AttachmentError):
+    """An attachment's size or SHA-256 differs from what the signed manifest says."""
+
+    code = "attachment.mismatch"
+
+
+class AttachmentNameUnsafe(AttachmentError):
+    """An attachment's file name could write outside its folder or mislead."""
+
+    code = "attachment.name_unsafe"
+
+
+class AttachmentIncomplete(AttachmentError):
+    """Not every attachment has arrived yet."""
+
+    code = "attachment.incomplete"
+    hint = "The sender resumes the upload from the last byte acknowledged."
+
+
+class AttachmentExists(AttachmentError):
+    """A file of that name exists already and is never overwritten."""
+
+    code = "attachment.exists"
+
+
 class StoreError(RogatoryError):
     """The node's store failed."""
 
     code = "store.failed"
+
+
+class StoreDiskFull(StoreError):
+    """The node's disk has no room for this."""
+
+    code = "store.disk_full"
+    hint = "Free space on the node's disk; the sender retries."
 
 
 class StoreNotFound(StoreError):

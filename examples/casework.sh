@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Casework between two central authorities, through the `rogatory` CLI against real nodes on
-# loopback: a consultation over a draft request, a complete MLA case from request to executed,
+# loopback: a consultation over a draft request, a complete MLA case from request to executed
+# with its evidence attached,
 # an incomplete request sent with a recorded reason and acknowledged with its gaps named, a
 # refused extradition request, spontaneous information with use restrictions accepted, and the
 # statistics of it all. The README walkthrough is this script; tests/integration run it.
@@ -91,10 +92,19 @@ rg case status "BEPI 2025/0142" --text "Court order obtained; bank served." --ho
 rg case outcome "BEPI 2025/0142" --partial --summary "Statements of account 1 returned." \
     --home br
 until_state fr "BEPI 2025/0142" partially-executed
+# The final outcome carries the evidence: files streamed encrypted beside the envelope.
+head -c 3000000 /dev/urandom > statements-2023-2024.pdf
+printf 'name,role\nA. Example,account holder\n' > kyc-file.csv
 rg case outcome "BEPI 2025/0142" --summary "All statements and the KYC file returned." \
-    --home br
+    --attach statements-2023-2024.pdf --attach kyc-file.csv --wait --home br
 until_state fr "BEPI 2025/0142" executed
 rg case show "BEPI 2025/0142" --home fr
+OUTCOME=$(newest fr outcome)
+rg show "$OUTCOME" --home fr --save-attachments evidence | tail -2
+cmp statements-2023-2024.pdf evidence/statements-2023-2024.pdf
+if rg show "$OUTCOME" --home fr --save-attachments evidence > /dev/null; then
+    echo "an attachment overwrote a file" >&2; exit 1
+fi
 
 step "3. An incomplete request: blocked, then sent with a recorded reason; the answer names the gaps"
 if rg request send "$REQUESTS/mla-incomplete.json" --to BR:MJSP --home fr; then

@@ -16,6 +16,7 @@ import base64
 import calendar
 import datetime
 import getpass
+import hashlib
 import json
 import logging
 import os
@@ -40,6 +41,7 @@ from keys.keystore import KeyStore, SecretariatKey
 from node.client import LocalClient
 from node.config import load_config
 from node.statistics import compute_statistics, draw_charts, format_tables, write_csv, write_json
+from protocol.attachment import safe_name
 from protocol.case_message import CONTENT_TYPE as CASE_MESSAGE_TYPE
 from protocol.case_message import (
     REFUSAL_GROUNDS,
@@ -48,6 +50,8 @@ from protocol.case_message import (
     encode_case_message,
 )
 from protocol.errors import (
+    AttachmentExists,
+    AttachmentMismatch,
     CaseOverdue,
     ConfigError,
     KeystorePassphraseMissing,
@@ -56,6 +60,8 @@ from protocol.errors import (
     PackageIncomplete,
     PackageLanguageNotAccepted,
     RogatoryError,
+    TransportUnreachable,
+    error_for_code,
 )
 from protocol.kinds import Kind, Priority
 from protocol.request_package import CONTENT_TYPE as REQUEST_CONTENT_TYPE
@@ -265,6 +271,54 @@ def _client(args: argparse.Namespace) -> LocalClient:
     return LocalClient(load_config(_home(args)))
 
 
+def _attachments(args: argparse.Namespace) -> list[str]:
+    """Absolute paths: the node reads the files itself, from the same machine."""
+    paths = []
+    for name in getattr(args, "attach", None) or []:
+        path = Path(name).expanduser().resolve()
+        if not path.is_file():
+            raise ConfigError(f"no such file to attach: {name}")
+        paths.append(str(path))
+    return paths
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def _wait(client: LocalClient, message_id: str, timeout: float = 24 * 3600) -> None:
+    """Follow a message until it is delivered, refused or failed; a progress bar for uploads."""
+    deadline = time.monotonic() + timeout
+    shown = False
+    while True:
+        message = client.message(message_id)
+        sent, total = message.get("transfer", {}).get("sent", 0), message.get(
+            "transfer", {}).get("total", 0)
+        if total:
+            width = 30
+            done = int(width * sent / total)
+            sys.stderr.write(f"\r  [{'#' * done}{'.' * (width - done)}] "
+                             f"{100 * sent // total:3d}%  {_size(sent)} of {_size(total)}  ")
+            sys.stderr.flush()
+            shown = True
+        if message["state"] != "queued":
+            if shown:
+                sys.stderr.write("\n")
+            print(f"{message['state']}" + (f": {message['last_error']}"
+                                           if message["state"] != "delivered" else ""))
+            if message["state"] != "delivered":
+                raise error_for_code(message["last_error"] or "transport.unreachable",
+                                     f"{message_id} {message['state']}")
+            return
+        if time.monotonic() > deadline:
+            raise TransportUnreachable(f"{message_id} still queued after {timeout:.0f}s")
+        time.sleep(0.2)
+
+
 def cmd_send(args: argparse.Namespace) -> None:
     if (args.text is None) == (args.file is None):
         raise ConfigError("give exactly one of --text or --file")
@@ -273,10 +327,43 @@ def cmd_send(args: argparse.Namespace) -> None:
         "to": args.to, "kind": args.kind, "priority": args.priority,
         "content_type": args.content_type, "payload_b64": base64.b64encode(payload).decode(),
         "case": args.case, "in_reply_to": args.in_reply_to,
-        "override_reason": args.override_reason,
+        "override_reason": args.override_reason, "attachments": _attachments(args),
     }
-    result = _client(args).send(message)
+    client = _client(args)
+    result = client.send(message)
     print(f"queued {result['id']} to {result['to']} (envelope {result['envelope_hash']})")
+    if args.wait:
+        _wait(client, result["id"])
+
+
+def _save_attachments(client: LocalClient, message: dict[str, Any], folder: Path) -> None:
+    """Each attachment under its safe name; checked against the manifest before it appears."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for spec in message.get("attachments", []):
+        final = folder / safe_name(spec["name"])
+        if final.exists():
+            raise AttachmentExists(f"{final}; nothing is overwritten")
+        partial = folder / f".{final.name}.{os.getpid()}.part"
+        digest = hashlib.sha256()
+        try:
+            with partial.open("xb") as out:
+                def sink(chunk: bytes, out: Any = out, digest: Any = digest) -> None:
+                    digest.update(chunk)
+                    out.write(chunk)
+                client.download(f"/messages/{message['id']}/attachments/{spec['index']}",
+                                sink)
+                out.flush()
+                os.fsync(out.fileno())
+            if partial.stat().st_size != spec["size"] or digest.hexdigest() != spec["sha256"]:
+                raise AttachmentMismatch(f"{spec['name']} does not match its signed manifest")
+            try:
+                os.link(partial, final)
+            except FileExistsError:
+                raise AttachmentExists(f"{final}; nothing is overwritten") from None
+        finally:
+            partial.unlink(missing_ok=True)
+        print(f"saved {final} ({_size(spec['size'])}, SHA-256 {spec['sha256'][:16]}..., "
+              "verified)")
 
 
 def cmd_inbox(args: argparse.Namespace) -> None:
@@ -312,12 +399,19 @@ def cmd_show(args: argparse.Namespace) -> None:
     for key, value in message.items():
         if key != "receipt":
             print(f"{key:14} {value}")
+    attachments = message.pop("attachments", [])
+    for spec in attachments:
+        print(f"attachment {spec['index']}: {spec['name']} ({spec['media_type']}, "
+              f"{_size(spec['size'])}, SHA-256 {spec['sha256']})")
     if args.save:
         Path(args.save).write_bytes(payload)
         print(f"payload ({len(payload)} bytes) saved to {args.save}")
     else:
         print()
         print(payload.decode("utf-8", errors="replace"))
+    if args.save_attachments:
+        _save_attachments(client, {**message, "attachments": attachments},
+                          Path(args.save_attachments))
 
 
 def _when(at: int | None) -> str:
@@ -368,8 +462,12 @@ def cmd_case_show(args: argparse.Namespace) -> None:
 
 
 def _reply(args: argparse.Namespace, kind: Kind, fields: dict[str, Any]) -> None:
-    result = _client(args).reply(args.ref, kind.value, fields, args.counterpart or "")
+    client = _client(args)
+    result = client.reply(args.ref, kind.value, fields, args.counterpart or "",
+                          _attachments(args))
     print(f"queued {kind.value} {result['id']} to {result['to']} on case {args.ref}")
+    if getattr(args, "wait", False):
+        _wait(client, result["id"])
 
 
 def cmd_case_acknowledge(args: argparse.Namespace) -> None:
@@ -566,7 +664,7 @@ def cmd_request_send(args: argparse.Namespace) -> None:
         "to": args.to, "kind": Kind.REQUEST.value, "content_type": REQUEST_CONTENT_TYPE,
         "payload_b64": base64.b64encode(data).decode(), "case": package.reference,
         "priority": "urgent" if package.urgent else "normal",
-        "override_reason": args.override_reason,
+        "override_reason": args.override_reason, "attachments": _attachments(args),
     })
     print(f"queued {package.form} request {result['id']} to {result['to']}, "
           f"case {package.reference}")
@@ -633,6 +731,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--priority", default="normal", choices=[p.value for p in Priority])
     p.add_argument("--override-reason", default="",
                    help="why an incomplete request package is sent anyway (recorded)")
+    p.add_argument("--attach", action="append", default=[], metavar="FILE",
+                   help="a file to send beside the message, streamed and encrypted (repeat)")
+    p.add_argument("--wait", action="store_true",
+                   help="follow the delivery, with a progress bar for attachments")
 
     p = command("inbox", cmd_inbox, "list received (or, with --sent, sent) messages")
     p.add_argument("--sent", action="store_true")
@@ -643,6 +745,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--save", help="write the payload to this file")
     p.add_argument("--as-receiver", action="store_true",
                    help="as the designated receiver (reads withheld spontaneous information)")
+    p.add_argument("--save-attachments", metavar="DIR",
+                   help="save the attachments here, verified, never overwriting a file")
 
     p = command("cases", cmd_cases, "the cases this node tracks, with their states")
     p.add_argument("--overdue", action="store_true", help="only the overdue ones")
@@ -663,6 +767,10 @@ def _parser() -> argparse.ArgumentParser:
         p = command(name, fn, help_text, parent=case)
         p.add_argument("ref")
         p.add_argument("--with", dest="counterpart", help="the other authority (if several)")
+        if name != "show":
+            p.add_argument("--attach", action="append", default=[], metavar="FILE",
+                           help="evidence to send with it (repeat)")
+            p.add_argument("--wait", action="store_true", help="follow the delivery")
         if name == "acknowledge":
             p.add_argument("--reference", required=True, help="your own reference")
             p.add_argument("--note", default="")
@@ -775,6 +883,8 @@ def _parser() -> argparse.ArgumentParser:
                 parent=rsub)
     p.add_argument("file", help="a request package (JSON)")
     p.add_argument("--to", required=True)
+    p.add_argument("--attach", action="append", default=[], metavar="FILE",
+                   help="an annex to send with it (repeat)")
     p.add_argument("--override-reason", default="",
                    help="why an incomplete request, or one in a language the recipient does "
                         "not accept, is sent anyway (recorded in the case)")

@@ -6,10 +6,12 @@ one-line error whether a failure happened in the node or in the command itself.
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from node.config import NodeConfig, read_api_token, read_receiver_token
@@ -51,6 +53,23 @@ class LocalClient:
                 f"no node answering at {self.base} ({exc}); is `rogatory serve` running?"
             ) from None
 
+    def download(self, path: str, sink: Callable[[bytes], None], piece: int = 1 << 20) -> None:
+        """Stream a GET's body into ``sink``, a piece at a time (attachments can be huge)."""
+        request = urllib.request.Request(self.base + path, method="GET")
+        request.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                while chunk := response.read(piece):
+                    sink(chunk)
+        except urllib.error.HTTPError as exc:
+            try:
+                error = json.loads(exc.read())["error"]
+            except (ValueError, KeyError, TypeError):
+                raise TransportUnreachable(f"{self.base}: HTTP {exc.code}") from None
+            raise error_for_code(error["code"], error.get("detail", "")) from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            raise TransportUnreachable(f"{self.base}{path}: {exc}") from None
+
     def send(self, message: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = self.call("POST", "/messages", json.dumps(message).encode())
         return result
@@ -67,8 +86,9 @@ class LocalClient:
         return list(self.call("GET", "/cases" + ("?overdue=1" if overdue else ""))["cases"])
 
     def reply(self, case_ref: str, kind: str, fields: dict[str, Any],
-              counterpart: str = "") -> dict[str, Any]:
-        body = json.dumps({"kind": kind, "fields": fields, "with": counterpart}).encode()
+              counterpart: str = "", attachments: list[str] | None = None) -> dict[str, Any]:
+        body = json.dumps({"kind": kind, "fields": fields, "with": counterpart,
+                           "attachments": attachments or []}).encode()
         result: dict[str, Any] = self.call(
             "POST", f"/cases/{urllib.parse.quote(case_ref, safe='')}/messages", body)
         return result

@@ -254,7 +254,12 @@ def local_application(node: Node, token: str, receiver_token: str | None = None)
         counterpart = body.get("with", "")
         if not isinstance(counterpart, str):
             raise ApiBadRequest("with must be an authority id")
-        record = await node.reply(request.match_info["ref"], counterpart, kind, fields)
+        files = body.get("attachments", [])
+        if not isinstance(files, list) or not all(
+                isinstance(f, str) and Path(f).is_absolute() for f in files):
+            raise ApiBadRequest("attachments must be a list of absolute file paths")
+        record = await node.reply(request.match_info["ref"], counterpart, kind, fields,
+                                  tuple(Path(f) for f in files))
         return web.json_response(outbound_json(record), status=202)
 
     async def spontaneous(request: web.Request) -> web.Response:

@@ -476,7 +476,8 @@ class Node:
         return True
 
     async def reply(self, case_ref: str, counterpart: str, kind: Kind,
-                    fields: dict[str, Any]) -> OutboundRecord:
+                    fields: dict[str, Any],
+                    attachments: tuple[Path, ...] = ()) -> OutboundRecord:
         """Say something about a case: the recipient, reply link and priority come from it.
 
         An acknowledgement that names no gaps names those this node found in the request, so
@@ -494,7 +495,8 @@ class Node:
         return await self.submit(Draft(
             recipient=case["counterpart"], kind=kind, content_type=CASE_MESSAGE_TYPE,
             payload=encode_case_message(message), case=case_ref, in_reply_to=last,
-            priority=Priority.URGENT if case["urgent"] else Priority.NORMAL))
+            priority=Priority.URGENT if case["urgent"] else Priority.NORMAL,
+            attachments=attachments))
 
     async def answer_conditions(self, message_id: str, *, accepted: bool,
                                 reason: str = "") -> OutboundRecord:

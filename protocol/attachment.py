@@ -100,14 +100,14 @@ def safe_name(name: str) -> str:
 
     The sender chooses the name, so it is hostile until shown otherwise: no directory part, no
     '.' or '..', no control or format characters, no Windows device names, no trailing dot or
-    space, at most 255 characters after Unicode NFC normalisation.
+    space, at most 255 bytes of UTF-8 after Unicode NFC normalisation (what file systems take).
     """
     if not isinstance(name, str):
         raise AttachmentNameUnsafe("a file name is text")
     normal = unicodedata.normalize("NFC", name)
     problem = ""
-    if not normal or len(normal) > MAX_NAME:
-        problem = f"must be 1 to {MAX_NAME} characters"
+    if not normal or len(normal.encode("utf-8", "surrogatepass")) > MAX_NAME:
+        problem = f"must be 1 to {MAX_NAME} bytes in UTF-8"
     elif "/" in normal or "\\" in normal:
         problem = "contains a path separator"
     elif normal in (".", "..") or normal.startswith("."):
@@ -155,7 +155,8 @@ class AttachmentSpec:
     def __post_init__(self) -> None:
         if type(self.index) is not int or not 0 <= self.index < MAX_ATTACHMENTS:
             raise AttachmentMalformed(f"index must be 0..{MAX_ATTACHMENTS - 1}")
-        safe_name(self.name)
+        if safe_name(self.name) != self.name:
+            raise AttachmentMalformed(f"name {self.name!r} is not in Unicode NFC")
         if not isinstance(self.media_type, str) or not _MEDIA_TYPE.fullmatch(self.media_type):
             raise AttachmentMalformed(f"media type {self.media_type!r} is not type/subtype")
         if type(self.size) is not int or not 0 <= self.size <= MAX_ATTACHMENT_SIZE:
@@ -197,6 +198,7 @@ def encode_manifest(specs: Iterable[AttachmentSpec]) -> bytes:
     items = list(specs)
     if [s.index for s in items] != list(range(len(items))) or not items:
         raise AttachmentMalformed("attachments must be numbered 0, 1, 2... in order")
+    _distinct_names(items)
     if len(items) > MAX_ATTACHMENTS:
         raise AttachmentMalformed(f"at most {MAX_ATTACHMENTS} attachments")
     return canonical_json({"attachments": [s.to_json() for s in items],
@@ -220,7 +222,15 @@ def parse_manifest(data: bytes) -> tuple[AttachmentSpec, ...]:
     specs = tuple(AttachmentSpec.from_json(item) for item in items)
     if [s.index for s in specs] != list(range(len(specs))):
         raise AttachmentMalformed("attachments must be numbered 0, 1, 2... in order")
+    _distinct_names(specs)
     return specs
+
+
+def _distinct_names(specs: Iterable[AttachmentSpec]) -> None:
+    """Names saved into one folder must differ, also to a file system that ignores case."""
+    seen = [spec.name.casefold() for spec in specs]
+    if len(set(seen)) != len(seen):
+        raise AttachmentMalformed("two attachments have the same name")
 
 
 # --- the stream ----------------------------------------------------------------------------------
@@ -282,6 +292,7 @@ class Decryptor:
         self._buffer = b""
         self._final = False
         self._size = 0
+        self._consumed = 0
         self._hash = hashlib.sha256()
 
     def _open(self, chunk: bytes) -> bytes:
@@ -297,6 +308,10 @@ class Decryptor:
         self._final = tag == _TAG_FINAL
         if not self._final and len(plaintext) != CHUNK_SIZE:
             raise AttachmentCorrupt(f"attachment {self.spec.index}: a short chunk before the end")
+        if self._final and not plaintext and self._size:
+            raise AttachmentCorrupt(f"attachment {self.spec.index}: an empty final chunk after "
+                                    "data (not the one encoding of this stream)")
+        self._consumed += len(chunk)
         self._size += len(plaintext)
         if self._size > self.spec.size:
             raise AttachmentMismatch(f"attachment {self.spec.index}: larger than the manifest says")
@@ -311,11 +326,26 @@ class Decryptor:
             yield self._open(chunk)
 
     def finish(self) -> Iterator[bytes]:
+        """The last chunk, then the end-of-stream checks; iterate it (``yield from``)."""
         if self._buffer:
             chunk, self._buffer = self._buffer, b""
-            if len(chunk) < ABYTES:
-                raise AttachmentTruncated(f"attachment {self.spec.index}: a partial last chunk")
-            yield self._open(chunk)
+            if self._final:
+                raise AttachmentCorrupt(
+                    f"attachment {self.spec.index}: data after the final chunk")
+            try:
+                yield self._open(chunk)
+            except AttachmentCorrupt:
+                # Short of the expected length, and not the length the final chunk has: the
+                # stream was cut inside a chunk. A whole final chunk out of place is corrupt.
+                whole = CHUNK_SIZE + ABYTES
+                last = (self.spec.ciphertext_size - 1) % whole + 1
+                if (self._consumed + len(chunk) < self.spec.ciphertext_size
+                        and len(chunk) != last):
+                    raise AttachmentTruncated(
+                        f"attachment {self.spec.index}: the stream stops inside a chunk, "
+                        f"{self.spec.ciphertext_size - self._consumed - len(chunk)} bytes "
+                        "short") from None
+                raise
         if not self._final:
             raise AttachmentTruncated(
                 f"attachment {self.spec.index}: the stream ends before its final chunk")

@@ -60,6 +60,9 @@ def test_the_casework_walkthrough_runs_end_to_end(tmp_path: Path) -> None:
     assert "content withheld until its conditions are accepted" in output
     assert "queued acceptance of the conditions" in output
     assert " accepted " in output
+    # The evidence arrived with the final outcome, verified, and was never overwritten.
+    assert "saved" in output and "verified)" in output
+    assert "error: attachment.exists" in output
     # Statistics with charts a head of unit can open.
     stats = tmp_path / "nodes" / "stats"
     for name in ("statistics.csv", "durations.csv", "statistics.json", "outcome.png"):

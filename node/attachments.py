@@ -143,8 +143,11 @@ class AttachmentFiles:
         needed = sum(spec.ciphertext_size for spec in specs)
         self.root.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(self.root).free
-        if needed + DISK_MARGIN > free:
-            raise StoreDiskFull(f"{needed} bytes of attachments, {free} bytes free")
+        promised = sum(max(0, row["expected"] - row["received"])
+                       for row in self._unfinished())
+        if needed + promised + DISK_MARGIN > free:
+            raise StoreDiskFull(f"{needed} bytes of attachments, {promised} bytes promised to "
+                                f"other transfers, {free} bytes free")
         with self.db.atomic():
             for spec in specs:
                 self.db.table("attachment_transfers").insert({
@@ -164,6 +167,18 @@ class AttachmentFiles:
             received = path.stat().st_size if path.exists() else 0
             out.append({"index": index, "expected": expected, "received": received,
                         "verified": verified})
+        return out
+
+    def _unfinished(self) -> list[dict[str, int]]:
+        """Transfers announced and not verified: the room they will still take."""
+        rows = self.db.execute(
+            "SELECT envelope_hash, idx, expected FROM attachment_transfers WHERE verified = 0"
+        ).fetchall()
+        out = []
+        for digest, index, expected in rows:
+            path = self.incoming(digest, index)
+            out.append({"expected": expected,
+                        "received": path.stat().st_size if path.exists() else 0})
         return out
 
     def expected(self, envelope_hash: str, index: int) -> int:

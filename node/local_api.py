@@ -231,8 +231,17 @@ def local_application(node: Node, token: str, receiver_token: str | None = None)
             "Content-Type": spec.media_type, "Content-Length": str(spec.size),
             "X-Rogatory-Name": quote(spec.name), "X-Rogatory-SHA256": spec.sha256})
         await response.prepare(request)
-        async for chunk in chunks:
-            await response.write(chunk)
+        try:
+            async for chunk in chunks:
+                await response.write(chunk)
+        except RogatoryError as exc:
+            # The headers promised the whole file; a stream that fails to verify must not look
+            # like one. Cutting the connection leaves the client short of Content-Length.
+            log.error("attachment %s of %s failed while streaming: %s", index,
+                      request.match_info["id"], exc)
+            if request.transport is not None:
+                request.transport.abort()
+            return response
         await response.write_eof()
         return response
 

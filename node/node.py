@@ -417,11 +417,11 @@ class Node:
                 log.warning("sending a request package with %d gaps%s: %s", len(gaps),
                             "" if language_ok else " in a language not accepted", override)
         message_id, manifest = "", b""
-        if draft.attachments:
-            message_id = os.urandom(16).hex()
-            manifest = await asyncio.to_thread(self._encrypt_attachments, message_id,
-                                               draft.attachments)
         try:
+            if draft.attachments:
+                message_id = os.urandom(16).hex()
+                manifest = await asyncio.to_thread(self._encrypt_attachments, message_id,
+                                                   draft.attachments)
             record = compose(draft, authority=self.authority, keystore=self.keystore,
                              directory=self._directory, archive=self.archive,
                              now=int(self.clock()), message_id=message_id, manifest=manifest)

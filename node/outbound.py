@@ -330,6 +330,10 @@ class DeliveryWorker:
                     headers={"Content-Type": "application/octet-stream"},
                 ) as response:
                     state = await _transfer_state(response, record.recipient)
+                if state["received"] != size:
+                    raise TransportBadResponse(
+                        f"{record.recipient} holds {state['received']} of {size} bytes of "
+                        f"attachment {index} after the upload; resuming at the next attempt")
                 done += size - offset
         except aiohttp.ServerFingerprintMismatch as exc:
             raise TransportPinMismatch(f"{record.recipient} at {base}") from exc

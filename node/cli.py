@@ -79,6 +79,8 @@ from protocol.suites import Suite
 __all__ = ["main"]
 
 PASSPHRASE_ENV = "ROGATORY_PASSPHRASE"
+ATTACHMENT_TIMEOUT = 6 * 3600.0
+"""Seconds to wait for a node to encrypt attachments into its outbox before it answers."""
 
 SECRETARIAT_PASSPHRASE_ENV = "ROGATORY_SECRETARIAT_PASSPHRASE"
 
@@ -305,7 +307,7 @@ def _wait(client: LocalClient, message_id: str, timeout: float = 24 * 3600) -> N
                              f"{100 * sent // total:3d}%  {_size(sent)} of {_size(total)}  ")
             sys.stderr.flush()
             shown = True
-        if message["state"] != "queued":
+        if message["state"] not in ("queued", "retrying"):  # retrying: the node goes on
             if shown:
                 sys.stderr.write("\n")
             print(f"{message['state']}" + (f": {message['last_error']}"
@@ -330,6 +332,8 @@ def cmd_send(args: argparse.Namespace) -> None:
         "override_reason": args.override_reason, "attachments": _attachments(args),
     }
     client = _client(args)
+    if message["attachments"]:
+        client.timeout = ATTACHMENT_TIMEOUT  # the node encrypts them before it answers
     result = client.send(message)
     print(f"queued {result['id']} to {result['to']} (envelope {result['envelope_hash']})")
     if args.wait:
@@ -463,6 +467,8 @@ def cmd_case_show(args: argparse.Namespace) -> None:
 
 def _reply(args: argparse.Namespace, kind: Kind, fields: dict[str, Any]) -> None:
     client = _client(args)
+    if getattr(args, "attach", None):
+        client.timeout = ATTACHMENT_TIMEOUT
     result = client.reply(args.ref, kind.value, fields, args.counterpart or "",
                           _attachments(args))
     print(f"queued {kind.value} {result['id']} to {result['to']} on case {args.ref}")
@@ -660,7 +666,10 @@ def cmd_request_send(args: argparse.Namespace) -> None:
     package = parse_request(data)
     if not package.reference:
         raise PackageIncomplete("requesting_authority.reference: the case needs a reference")
-    result = _client(args).send({
+    client = _client(args)
+    if args.attach:
+        client.timeout = ATTACHMENT_TIMEOUT
+    result = client.send({
         "to": args.to, "kind": Kind.REQUEST.value, "content_type": REQUEST_CONTENT_TYPE,
         "payload_b64": base64.b64encode(data).decode(), "case": package.reference,
         "priority": "urgent" if package.urgent else "normal",

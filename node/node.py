@@ -114,6 +114,7 @@ class Node:
             attachments=self.attachments,
         )
         self._upload_locks: dict[tuple[str, int], asyncio.Lock] = {}
+        self._verifying: dict[str, asyncio.Future[AttachmentError | None]] = {}
         self.witness = Witness(
             authority=self.authority, seed=lambda: self.keystore.identity.seed,
             store=WitnessStore(self.store.db), db=self.call,
@@ -275,6 +276,20 @@ class Node:
         # Every attachment has arrived: decrypt and check them off the store thread, then
         # take the envelope in as any other.
         digest = envelope_hash(data)
+        # A retried POST (the sender's timeout is shorter than a multi-GiB check) waits on the
+        # check already running rather than starting another.
+        check = self._verifying.get(digest)
+        if check is None:
+            check = asyncio.ensure_future(self._verify_attachments(digest, outcome))
+            self._verifying[digest] = check
+            check.add_done_callback(lambda _: self._verifying.pop(digest, None))
+        error = await asyncio.shield(check)
+        if error is not None:
+            return await self.call(self.inbound.reject, error, data)
+        return await self.call(self.inbound.accept, data)
+
+    async def _verify_attachments(self, digest: str,
+                                  outcome: Outcome) -> AttachmentError | None:
         try:
             for spec in outcome.verify:
                 await asyncio.to_thread(verify_file, self.attachments.incoming(digest,
@@ -283,9 +298,9 @@ class Node:
         except AttachmentError as exc:
             log.warning("attachments of %s refused: %s", digest, exc)
             await self.call(self.attachments.discard, digest)
-            return await self.call(self.inbound.reject, exc, data)
+            return exc
         await self.call(self.attachments.mark_verified, digest)
-        return await self.call(self.inbound.accept, data)
+        return None
 
     async def _attachment_state(self, request: web.Request) -> web.Response:
         digest, index = request.match_info["envelope"], int(request.match_info["index"])

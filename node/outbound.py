@@ -52,6 +52,7 @@ CheckpointHook = Callable[[str, bytes], Coroutine[Any, Any, None]]
 """Called with (peer, tlog-proof) after every verified acceptance is recorded: witnessing."""
 
 UPLOAD_PIECE = 1024 * 1024
+VERIFY_RATE = 20e6  # bytes/s a slow receiver still decrypts and hashes attachments at
 ENVELOPE_MEDIA_TYPE = "application/vnd.rogatory.envelope"
 RECEIPT_MEDIA_TYPE = "application/vnd.rogatory.receipt"
 
@@ -265,8 +266,10 @@ class DeliveryWorker:
         try:
             receipt = await self.post(record)
             if not receipt.accepted and receipt.code == "attachment.incomplete":
-                await self.upload(record)
-                receipt = await self.post(record)
+                total = await self.upload(record)
+                # The receiver decrypts and checks every stream before it answers.
+                receipt = await self.post(record, aiohttp.ClientTimeout(
+                    total=None, sock_connect=30, sock_read=60 + total / VERIFY_RATE))
         except RogatoryError as exc:
             retry_at = self.clock() + self.backoff(record.attempts)
             log.info("delivery of %s to %s failed (%s); retry in %.1fs", record.message_id,
@@ -294,7 +297,7 @@ class DeliveryWorker:
             log.warning("%s refused by %s: %s", record.message_id, record.recipient,
                         receipt.code)
 
-    async def upload(self, record: OutboundRecord) -> None:
+    async def upload(self, record: OutboundRecord) -> int:
         """Send each attachment's ciphertext from the last byte the receiver holds.
 
         The receiver tells how much it has; an interrupted upload resumes there at the next
@@ -339,6 +342,7 @@ class DeliveryWorker:
             raise TransportPinMismatch(f"{record.recipient} at {base}") from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise TransportUnreachable(f"{record.recipient} at {base}: {exc!r}") from exc
+        return total
 
     async def _read_from(self, path: Path, offset: int, message_id: str, done: int,
                          total: int) -> AsyncIterator[bytes]:
@@ -349,7 +353,8 @@ class DeliveryWorker:
                 self.progress[message_id] = (done, total)
                 yield piece
 
-    async def post(self, record: OutboundRecord) -> Receipt:
+    async def post(self, record: OutboundRecord,
+                   timeout: aiohttp.ClientTimeout | None = None) -> Receipt:
         """One attempt: POST the envelope, verify the receipt that comes back."""
         assert self._session is not None, "start() the worker first"
         directory = self._directory()
@@ -358,7 +363,7 @@ class DeliveryWorker:
         url = peer.endpoint.rstrip("/") + "/v1/envelopes"
         try:
             async with self._session.post(
-                url, data=record.envelope, ssl=ssl,
+                url, data=record.envelope, ssl=ssl, timeout=timeout or self.timeout,
                 headers={"Content-Type": ENVELOPE_MEDIA_TYPE, "Accept": RECEIPT_MEDIA_TYPE},
             ) as response:
                 media = response.content_type

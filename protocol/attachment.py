@@ -319,11 +319,13 @@ class Decryptor:
         return bytes(plaintext)
 
     def feed(self, data: bytes) -> Iterator[bytes]:
-        self._buffer += data
         whole = CHUNK_SIZE + ABYTES
-        while len(self._buffer) >= whole:
-            chunk, self._buffer = self._buffer[:whole], self._buffer[whole:]
-            yield self._open(chunk)
+        view = memoryview(self._buffer + data if self._buffer else data)
+        start = 0
+        while len(view) - start >= whole:
+            yield self._open(bytes(view[start:start + whole]))
+            start += whole
+        self._buffer = bytes(view[start:])
 
     def finish(self) -> Iterator[bytes]:
         """The last chunk, then the end-of-stream checks; iterate it (``yield from``)."""

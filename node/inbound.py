@@ -37,7 +37,7 @@ from protocol.log_entry import EntryType, encode_entry, log_origin, received_ent
 from protocol.receipt import Receipt, ReceiptStatus, sign_receipt
 from protocol.suites import Suite
 
-__all__ = ["InboundDesk", "Outcome", "http_status_for"]
+__all__ = ["InboundDesk", "Outcome", "Prepared", "http_status_for"]
 
 log = logging.getLogger("rogatory.inbound")
 
@@ -76,6 +76,17 @@ class Outcome:
     code: str = ""
     verify: tuple[AttachmentSpec, ...] = ()  # every attachment arrived: check them, then retry
     message_id: str = ""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An envelope that passed every check needing no database, ready to be committed."""
+
+    data: bytes
+    digest: str
+    opened: OpenedEnvelope
+    content: Content
+    now: int
 
 
 class InboundDesk:
@@ -146,10 +157,24 @@ class InboundDesk:
         return self.reject(TransportBodyTooLarge(f"the limit is {limit} bytes"), None)
 
     def accept(self, data: bytes) -> Outcome:
+        """All of taking an envelope in, on one thread (the node splits it: see ``open``)."""
         digest = envelope_hash(data)
         stored = self.store.receipt_for_inbound(digest)
         if stored is not None:
             return Outcome(200, stored, True, duplicate=True)
+        opened = self.open(data)
+        if isinstance(opened, Outcome):
+            return opened
+        return self.commit(opened)
+
+    def open(self, data: bytes) -> Prepared | Outcome:
+        """Every check that needs no database: signatures, decryption, the payload's schema.
+
+        Pure CPU on values held in memory, so the node runs it on its crypto threads while the
+        store thread commits other envelopes. The replay check needs the store and happens in
+        ``commit``; an exact redelivery is recognised before this is called.
+        """
+        digest = envelope_hash(data)
         now = int(self.clock())
         try:
             opened = open_envelope(
@@ -159,18 +184,29 @@ class InboundDesk:
                 senders=self._directory(),
                 prekey=self.keystore.receiver_prekey,
                 strongest_suite=self._strongest_suite(now),
-                already_used=self.store.is_seen,
+                already_used=lambda sender, message_id: False,
                 max_skew=self.max_skew,
             )
+            content = check_content(opened.header.kind, opened.package.content_type,
+                                    opened.package.payload)
         except RogatoryError as exc:
             return self.reject(exc, data)
         except Exception:
             log.exception("unexpected failure opening envelope %s", digest)
             return self.reject(EnvelopeError("the envelope could not be processed"), data)
+        return Prepared(data, digest, opened, content, now)
+
+    def commit(self, prepared: Prepared) -> Outcome:
+        """On the store thread: dedup, replay, attachments, then the one durable commit."""
+        data, digest, opened = prepared.data, prepared.digest, prepared.opened
         header = opened.header
+        stored = self.store.receipt_for_inbound(digest)
+        if stored is not None:
+            return Outcome(200, stored, True, duplicate=True)
+        now = int(self.clock())
         try:
-            content = check_content(header.kind, opened.package.content_type,
-                                    opened.package.payload)
+            if self.store.is_seen(header.sender, header.id):
+                raise EnvelopeReplayed(f"message id {header.id} from {header.sender}")
             if opened.package.manifest:
                 waiting = self._attachments_waiting(opened, digest, now)
                 if waiting is not None:
@@ -179,7 +215,7 @@ class InboundDesk:
             return self.reject(exc, data)
         try:
             with self.store.transaction():
-                receipt = self._commit(opened, digest, now, content)
+                receipt = self._commit(opened, digest, now, prepared.content)
         except sqlite3.IntegrityError:
             # Another request committed the same envelope, or the same id, first.
             stored = self.store.receipt_for_inbound(digest)

@@ -225,6 +225,51 @@ class InboundDesk:
         log.info("accepted %s %s from %s", header.kind.value, header.id, header.sender)
         return Outcome(200, receipt, True)
 
+    def commit_many(self, batch: list[Prepared]) -> list[Outcome | None]:
+        """Group commit: every envelope of a batch in one transaction and one fsync.
+
+        The log entries of all the batch are appended first, then one checkpoint is signed and
+        every receipt carries its inclusion proof against it; only then are the receipt entries
+        appended. ``None`` marks an envelope with attachments, which the caller takes in alone.
+        If anything fails the whole transaction is undone and each envelope is committed on its
+        own, so a batch never loses or half-stores an envelope.
+        """
+        outcomes: list[Outcome | None] = [None] * len(batch)
+        staged: list[tuple[int, Prepared, Receipt, int]] = []
+        try:
+            with self.store.transaction():
+                taken: set[tuple[str, str]] = set()
+                for i, prepared in enumerate(batch):
+                    header = prepared.opened.header
+                    stored = self.store.receipt_for_inbound(prepared.digest)
+                    if stored is not None:
+                        outcomes[i] = Outcome(200, stored, True, duplicate=True)
+                    elif ((header.sender, header.id) in taken
+                          or self.store.is_seen(header.sender, header.id)):
+                        outcomes[i] = self.reject(EnvelopeReplayed(
+                            f"message id {header.id} from {header.sender}"), prepared.data)
+                    elif not prepared.opened.package.manifest:
+                        now = int(self.clock())
+                        signed = self._sign(ReceiptStatus.ACCEPTED, envelope=prepared.digest,
+                                            message_id=header.id, sender=header.sender,
+                                            received=now, log_index=self.store.audit.size())
+                        index = self.store.audit.append(EntryType.ENVELOPE_RECEIVED.value,
+                                                        received_entry(signed), now)
+                        staged.append((i, prepared, signed, index))
+                        taken.add((header.sender, header.id))
+                origin, seed = log_origin(self.authority), self.keystore.identity.seed
+                receipts = [signed.with_proof(self.store.audit.proof(
+                    index, origin, seed, signed.received).encode())
+                    for _, _, signed, index in staged]
+                for (i, prepared, _, _), receipt in zip(staged, receipts, strict=True):
+                    self._store_accepted(prepared.opened, prepared.digest, receipt,
+                                         receipt.received, prepared.content)
+                    outcomes[i] = Outcome(200, receipt.data, True)
+        except (sqlite3.IntegrityError, RogatoryError) as exc:
+            log.warning("group commit of %d envelopes undone (%s); one by one", len(batch), exc)
+            return [self.commit(prepared) for prepared in batch]
+        return outcomes
+
     def _attachments_waiting(self, opened: OpenedEnvelope, digest: str,
                              now: int) -> Outcome | None:
         """``None`` once every attachment has arrived and verified; else what to answer.
@@ -265,6 +310,13 @@ class InboundDesk:
         assert index == signed.log_index
         proof = self.store.audit.proof(index, log_origin(self.authority), identity.seed, now)
         receipt = signed.with_proof(proof.encode())
+        self._store_accepted(opened, digest, receipt, now, content)
+        return receipt.data
+
+    def _store_accepted(self, opened: OpenedEnvelope, digest: str, receipt: Receipt,
+                        now: int, content: Content) -> None:
+        """The receipt entry, the message, the seen pair and the receipt: after the proof."""
+        header = opened.header
         self.store.audit.append(EntryType.RECEIPT_ISSUED.value, encode_entry(
             EntryType.RECEIPT_ISSUED,
             {"envelope": digest, "id": header.id, "from": header.sender, "to": self.authority,
@@ -288,7 +340,6 @@ class InboundDesk:
         )
         self.store.accept_inbound(record)
         self._track(opened, now, content)
-        return receipt.data
 
     def _track(self, opened: OpenedEnvelope, now: int, content: Content) -> None:
         """Move the message's case; never raises, so the case cannot undo the acceptance."""

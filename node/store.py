@@ -339,6 +339,12 @@ class Store:
             )
             self.db.execute("DELETE FROM outbox WHERE envelope_hash = ?", [envelope_hash])
 
+    def record_deliveries(self, deliveries: list[tuple[Any, ...]]) -> None:
+        """Several receipts closing several envelopes, in one commit (a batch's answers)."""
+        with self._transaction():
+            for delivery in deliveries:
+                self.record_delivery(*delivery)
+
     def record_retry(self, envelope_hash: str, error: str, next_attempt: float) -> None:
         with self._transaction():
             self.db.execute(

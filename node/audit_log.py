@@ -118,13 +118,12 @@ class AuditLog:
         leaf = merkle.leaf_hash(entry)
         siblings = self.nodes(merkle.append_keys(index))
         with self.db.atomic():
-            self.db.table("log_entries").insert(
-                {"idx": index, "type": entry_type, "entry": entry, "leaf": leaf, "at": at}
-            )
-            self.db.table("log_nodes").insert_all(
-                [{"level": lv, "idx": ix, "hash": h}
-                 for (lv, ix), h in merkle.appended_nodes(index, leaf, siblings)]
-            )
+            self.db.execute(
+                "INSERT INTO log_entries (idx, type, entry, leaf, at) VALUES (?, ?, ?, ?, ?)",
+                [index, entry_type, entry, leaf, at])
+            self.db.conn.executemany(
+                "INSERT INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)",
+                [(lv, ix, h) for (lv, ix), h in merkle.appended_nodes(index, leaf, siblings)])
         return index
 
     def sign(self, origin: str, seed: bytes, at: int | None = None) -> bytes:
@@ -134,9 +133,8 @@ class AuditLog:
         if existing is not None:
             return existing
         note = sign_checkpoint(Checkpoint(origin, size, self.root(size)), origin, seed)
-        self.db.table("log_checkpoints").insert(
-            {"size": size, "note": note, "at": int(time.time()) if at is None else at}
-        )
+        self.db.execute("INSERT INTO log_checkpoints (size, note, at) VALUES (?, ?, ?)",
+                        [size, note, int(time.time()) if at is None else at])
         return note
 
     def proof(self, index: int, origin: str, seed: bytes, at: int) -> TlogProof:

@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlite_utils
 
+from node.statements import insert, update
 from protocol.case import (
     ACTORS,
     CaseEvent,
@@ -163,7 +164,7 @@ class CaseBook:
             log.warning("case %s with %s: %s", case_ref, counterpart, anomaly)
         with self.db.atomic():
             if row is None:
-                self.db.table("cases").insert({
+                insert(self.db, "cases", {
                     **{name: "" for name, kind in _CASE_COLUMNS.items() if kind is str},
                     **{name: "[]" for name in _JSON_COLUMNS},
                     "case_ref": case_ref, "counterpart": counterpart, "role": role.value,
@@ -180,7 +181,8 @@ class CaseBook:
                 changes.update(self._facts(message_kind, direction, content, at, after))
             if priority == Priority.URGENT.value:
                 changes["urgent"] = 1
-            self.db.table("cases").update((case_ref, counterpart), changes)
+            update(self.db, "cases", {"case_ref": case_ref, "counterpart": counterpart},
+                   changes)
             self._event(case_ref, counterpart, message_id, kind, direction.value, at, after,
                         anomaly, override_reason, describe(message_kind, content))
         return after
@@ -216,7 +218,7 @@ class CaseBook:
     def _event(self, case_ref: str, counterpart: str, message_id: str, kind: str,
                direction: str, at: int, after: CaseState, anomaly: str,
                override_reason: str = "", detail: str = "") -> None:
-        self.db.table("case_events").insert({
+        insert(self.db, "case_events", {
             "case_ref": case_ref, "counterpart": counterpart, "message_id": message_id,
             "kind": kind, "direction": direction, "at": at, "state_after": after.value,
             "anomaly": anomaly, "override_reason": override_reason, "detail": detail,
@@ -247,8 +249,8 @@ class CaseBook:
                             "local", at, state, exc.detail or exc.message)
             return state
         with self.db.atomic():
-            self.db.table("cases").update((case_ref, counterpart), {
-                "state": after.value, "state_since": at, "updated_at": at})
+            update(self.db, "cases", {"case_ref": case_ref, "counterpart": counterpart},
+                   {"state": after.value, "state_since": at, "updated_at": at})
             self._event(case_ref, counterpart, message_id, LocalEvent.DELIVERED.value, "local",
                         at, after, "")
         return after

@@ -37,7 +37,7 @@ from protocol.log_entry import EntryType, encode_entry, log_origin, received_ent
 from protocol.receipt import Receipt, ReceiptStatus, sign_receipt
 from protocol.suites import Suite
 
-__all__ = ["InboundDesk", "Outcome", "http_status_for"]
+__all__ = ["InboundDesk", "Outcome", "Prepared", "http_status_for"]
 
 log = logging.getLogger("rogatory.inbound")
 
@@ -76,6 +76,17 @@ class Outcome:
     code: str = ""
     verify: tuple[AttachmentSpec, ...] = ()  # every attachment arrived: check them, then retry
     message_id: str = ""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An envelope that passed every check needing no database, ready to be committed."""
+
+    data: bytes
+    digest: str
+    opened: OpenedEnvelope
+    content: Content
+    now: int
 
 
 class InboundDesk:
@@ -146,10 +157,24 @@ class InboundDesk:
         return self.reject(TransportBodyTooLarge(f"the limit is {limit} bytes"), None)
 
     def accept(self, data: bytes) -> Outcome:
+        """All of taking an envelope in, on one thread (the node splits it: see ``open``)."""
         digest = envelope_hash(data)
         stored = self.store.receipt_for_inbound(digest)
         if stored is not None:
             return Outcome(200, stored, True, duplicate=True)
+        opened = self.open(data)
+        if isinstance(opened, Outcome):
+            return opened
+        return self.commit(opened)
+
+    def open(self, data: bytes) -> Prepared | Outcome:
+        """Every check that needs no database: signatures, decryption, the payload's schema.
+
+        Pure CPU on values held in memory, so the node runs it on its crypto threads while the
+        store thread commits other envelopes. The replay check needs the store and happens in
+        ``commit``; an exact redelivery is recognised before this is called.
+        """
+        digest = envelope_hash(data)
         now = int(self.clock())
         try:
             opened = open_envelope(
@@ -159,18 +184,29 @@ class InboundDesk:
                 senders=self._directory(),
                 prekey=self.keystore.receiver_prekey,
                 strongest_suite=self._strongest_suite(now),
-                already_used=self.store.is_seen,
+                already_used=lambda sender, message_id: False,
                 max_skew=self.max_skew,
             )
+            content = check_content(opened.header.kind, opened.package.content_type,
+                                    opened.package.payload)
         except RogatoryError as exc:
             return self.reject(exc, data)
         except Exception:
             log.exception("unexpected failure opening envelope %s", digest)
             return self.reject(EnvelopeError("the envelope could not be processed"), data)
+        return Prepared(data, digest, opened, content, now)
+
+    def commit(self, prepared: Prepared) -> Outcome:
+        """On the store thread: dedup, replay, attachments, then the one durable commit."""
+        data, digest, opened = prepared.data, prepared.digest, prepared.opened
         header = opened.header
+        stored = self.store.receipt_for_inbound(digest)
+        if stored is not None:
+            return Outcome(200, stored, True, duplicate=True)
+        now = int(self.clock())
         try:
-            content = check_content(header.kind, opened.package.content_type,
-                                    opened.package.payload)
+            if self.store.is_seen(header.sender, header.id):
+                raise EnvelopeReplayed(f"message id {header.id} from {header.sender}")
             if opened.package.manifest:
                 waiting = self._attachments_waiting(opened, digest, now)
                 if waiting is not None:
@@ -179,7 +215,7 @@ class InboundDesk:
             return self.reject(exc, data)
         try:
             with self.store.transaction():
-                receipt = self._commit(opened, digest, now, content)
+                receipt = self._commit(opened, digest, now, prepared.content)
         except sqlite3.IntegrityError:
             # Another request committed the same envelope, or the same id, first.
             stored = self.store.receipt_for_inbound(digest)
@@ -188,6 +224,51 @@ class InboundDesk:
             return self.reject(EnvelopeReplayed(f"message id {header.id}"), data)
         log.info("accepted %s %s from %s", header.kind.value, header.id, header.sender)
         return Outcome(200, receipt, True)
+
+    def commit_many(self, batch: list[Prepared]) -> list[Outcome | None]:
+        """Group commit: every envelope of a batch in one transaction and one fsync.
+
+        The log entries of all the batch are appended first, then one checkpoint is signed and
+        every receipt carries its inclusion proof against it; only then are the receipt entries
+        appended. ``None`` marks an envelope with attachments, which the caller takes in alone.
+        If anything fails the whole transaction is undone and each envelope is committed on its
+        own, so a batch never loses or half-stores an envelope.
+        """
+        outcomes: list[Outcome | None] = [None] * len(batch)
+        staged: list[tuple[int, Prepared, Receipt, int]] = []
+        try:
+            with self.store.transaction():
+                taken: set[tuple[str, str]] = set()
+                for i, prepared in enumerate(batch):
+                    header = prepared.opened.header
+                    stored = self.store.receipt_for_inbound(prepared.digest)
+                    if stored is not None:
+                        outcomes[i] = Outcome(200, stored, True, duplicate=True)
+                    elif ((header.sender, header.id) in taken
+                          or self.store.is_seen(header.sender, header.id)):
+                        outcomes[i] = self.reject(EnvelopeReplayed(
+                            f"message id {header.id} from {header.sender}"), prepared.data)
+                    elif not prepared.opened.package.manifest:
+                        now = int(self.clock())
+                        signed = self._sign(ReceiptStatus.ACCEPTED, envelope=prepared.digest,
+                                            message_id=header.id, sender=header.sender,
+                                            received=now, log_index=self.store.audit.size())
+                        index = self.store.audit.append(EntryType.ENVELOPE_RECEIVED.value,
+                                                        received_entry(signed), now)
+                        staged.append((i, prepared, signed, index))
+                        taken.add((header.sender, header.id))
+                origin, seed = log_origin(self.authority), self.keystore.identity.seed
+                receipts = [signed.with_proof(self.store.audit.proof(
+                    index, origin, seed, signed.received).encode())
+                    for _, _, signed, index in staged]
+                for (i, prepared, _, _), receipt in zip(staged, receipts, strict=True):
+                    self._store_accepted(prepared.opened, prepared.digest, receipt,
+                                         receipt.received, prepared.content)
+                    outcomes[i] = Outcome(200, receipt.data, True)
+        except (sqlite3.IntegrityError, RogatoryError) as exc:
+            log.warning("group commit of %d envelopes undone (%s); one by one", len(batch), exc)
+            return [self.commit(prepared) for prepared in batch]
+        return outcomes
 
     def _attachments_waiting(self, opened: OpenedEnvelope, digest: str,
                              now: int) -> Outcome | None:
@@ -229,6 +310,13 @@ class InboundDesk:
         assert index == signed.log_index
         proof = self.store.audit.proof(index, log_origin(self.authority), identity.seed, now)
         receipt = signed.with_proof(proof.encode())
+        self._store_accepted(opened, digest, receipt, now, content)
+        return receipt.data
+
+    def _store_accepted(self, opened: OpenedEnvelope, digest: str, receipt: Receipt,
+                        now: int, content: Content) -> None:
+        """The receipt entry, the message, the seen pair and the receipt: after the proof."""
+        header = opened.header
         self.store.audit.append(EntryType.RECEIPT_ISSUED.value, encode_entry(
             EntryType.RECEIPT_ISSUED,
             {"envelope": digest, "id": header.id, "from": header.sender, "to": self.authority,
@@ -252,7 +340,6 @@ class InboundDesk:
         )
         self.store.accept_inbound(record)
         self._track(opened, now, content)
-        return receipt.data
 
     def _track(self, opened: OpenedEnvelope, now: int, content: Content) -> None:
         """Move the message's case; never raises, so the case cannot undo the acceptance."""

@@ -27,6 +27,7 @@ from node.archive import ArchiveKey
 from node.attachments import AttachmentFiles
 from node.store import LogEntry, OutboundRecord, Store
 from node.tls import peer_ssl
+from protocol.encoding import Reader, frame
 from protocol.envelope import MAX_LIFETIME, seal
 from protocol.errors import (
     ApiBadRequest,
@@ -34,6 +35,7 @@ from protocol.errors import (
     LogError,
     RogatoryError,
     TransportBadResponse,
+    TransportBatchUnsupported,
     TransportPinMismatch,
     TransportUnreachable,
 )
@@ -55,6 +57,11 @@ UPLOAD_PIECE = 1024 * 1024
 VERIFY_RATE = 20e6  # bytes/s a slow receiver still decrypts and hashes attachments at
 ENVELOPE_MEDIA_TYPE = "application/vnd.rogatory.envelope"
 RECEIPT_MEDIA_TYPE = "application/vnd.rogatory.receipt"
+BATCH_MEDIA_TYPE = "application/vnd.rogatory.envelopes"
+RECEIPTS_MEDIA_TYPE = "application/vnd.rogatory.receipts"
+MAX_BATCH = 64
+"""Envelopes per batch request: enough to amortise a round trip and an fsync, small enough
+that one slow batch does not hold many messages back."""
 
 TRANSIENT_CODES = frozenset({"envelope.clock_skew", "attachment.incomplete", "store.disk_full"})
 """Refusals that a later attempt with the same bytes can overcome; every other code is final."""
@@ -184,6 +191,7 @@ class DeliveryWorker:
         self.on_checkpoint: CheckpointHook | None = None
         self.attachments = attachments
         self.progress: dict[str, tuple[int, int]] = {}  # message id -> (bytes sent, total)
+        self._no_batch: set[str] = set()  # peers that answered the batch route with 404
 
     def wake(self) -> None:
         """Called after something is queued, so it leaves now rather than at the next poll."""
@@ -228,13 +236,14 @@ class DeliveryWorker:
         while True:
             self._wake.clear()
             now = self.clock()
-            due = await self.db(self.store.due, now, self.concurrency * 4)
-            for record in due:
-                if record.envelope_hash in self._in_flight:
-                    continue
-                self._in_flight.add(record.envelope_hash)
+            due = await self.db(self.store.due, now, self.concurrency * MAX_BATCH)
+            fresh = [r for r in due if r.envelope_hash not in self._in_flight]
+            for group in self._batches(fresh):
+                self._in_flight.update(r.envelope_hash for r in group)
                 await limit.acquire()
-                task = asyncio.create_task(self._attempt(record, limit))
+                job = self._attempt(group[0], limit) if len(group) == 1 \
+                    else self._attempt_batch(group, limit)
+                task = asyncio.create_task(job)
                 self._attempts.add(task)
                 task.add_done_callback(self._attempts.discard)
             next_due = await self.db(self.store.next_due)
@@ -243,6 +252,117 @@ class DeliveryWorker:
                 wait = 0.01  # let attempts in flight progress before polling again
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=wait)
+
+    def _batches(self, records: list[OutboundRecord]) -> list[list[OutboundRecord]]:
+        """Due envelopes grouped per recipient into batches; attachments always go alone."""
+        groups: dict[str, list[list[OutboundRecord]]] = {}
+        out: list[list[OutboundRecord]] = []
+        for record in records:
+            alone = (record.recipient in self._no_batch or (self.attachments is not None
+                     and bool(self.attachments.outgoing_files(record.message_id))))
+            if alone:
+                out.append([record])
+                continue
+            batches = groups.setdefault(record.recipient, [[]])
+            if len(batches[-1]) == MAX_BATCH:
+                batches.append([])
+            batches[-1].append(record)
+        for batches in groups.values():
+            out.extend(batches)
+        return out
+
+    async def _attempt_batch(self, records: list[OutboundRecord],
+                             limit: asyncio.Semaphore) -> None:
+        try:
+            await self._deliver_batch(records)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("delivery of a batch of %d failed unexpectedly", len(records))
+            for record in records:
+                await self.db(self.store.record_retry, record.envelope_hash, "store.failed",
+                              self.clock() + self.backoff(record.attempts))
+        finally:
+            for record in records:
+                self._in_flight.discard(record.envelope_hash)
+            limit.release()
+
+    async def _deliver_batch(self, records: list[OutboundRecord]) -> None:
+        """One request for many envelopes; each answered by its own verified receipt.
+
+        The receipts that close envelopes are recorded in one transaction. An envelope whose
+        receipt asks for something more (attachments) or is transient goes the single way.
+        """
+        now = self.clock()
+        live = [r for r in records if now < r.expires]
+        for record in records:
+            if record not in live:
+                await self.db(self.store.record_failure, record.envelope_hash,
+                              "envelope.expired")
+        if not live:
+            return
+        try:
+            receipts = await self.post_batch(live)
+        except RogatoryError as exc:
+            if exc.code == "transport.batch_unsupported":
+                self._no_batch.add(live[0].recipient)
+            for record in live:
+                retry_at = self.clock() + (0 if exc.code == "transport.batch_unsupported"
+                                           else self.backoff(record.attempts))
+                await self.db(self.store.record_retry, record.envelope_hash, exc.code, retry_at)
+            self.wake()
+            return
+        at = int(self.clock())
+        closing = []
+        for record, receipt in zip(live, receipts, strict=True):
+            if not receipt.accepted and is_transient(receipt.code):
+                await self.db(self.store.record_retry, record.envelope_hash, receipt.code,
+                              self.clock() + (0 if receipt.code == "attachment.incomplete"
+                                              else self.backoff(record.attempts)))
+                continue
+            closing.append((record.envelope_hash, receipt.data, receipt.status.value,
+                            receipt.code, at,
+                            receipt_received_entry(record, self.authority, receipt, at)))
+        if closing:
+            await self.db(self.store.record_deliveries, closing)
+        accepted = [r for r in receipts if r.accepted]
+        log.info("delivered %d of a batch of %d to %s", len(accepted), len(live),
+                 live[0].recipient)
+        if accepted and self.on_checkpoint is not None:
+            task = asyncio.create_task(self.on_checkpoint(live[0].recipient, accepted[-1].proof))
+            self._attempts.add(task)
+            task.add_done_callback(self._attempts.discard)
+
+    async def post_batch(self, records: list[OutboundRecord]) -> list[Receipt]:
+        """POST framed envelopes to one peer; every receipt checked as ``post`` checks one."""
+        assert self._session is not None, "start() the worker first"
+        recipient = records[0].recipient
+        peer = self._directory().record(recipient)
+        url = peer.endpoint.rstrip("/") + "/v1/envelopes/batch"
+        try:
+            async with self._session.post(
+                url, data=frame(*(r.envelope for r in records)),
+                ssl=peer_ssl(peer.endpoint, peer.tls_fingerprint),
+                headers={"Content-Type": BATCH_MEDIA_TYPE, "Accept": RECEIPTS_MEDIA_TYPE},
+            ) as response:
+                media, status, body = response.content_type, response.status, await response.read()
+        except aiohttp.ServerFingerprintMismatch as exc:
+            raise TransportPinMismatch(f"{recipient} at {url}") from exc
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise TransportUnreachable(f"{recipient} at {url}: {exc!r}") from exc
+        if status in (404, 405):
+            raise TransportBatchUnsupported(f"{recipient} answers HTTP {status}")
+        if media != RECEIPTS_MEDIA_TYPE:
+            raise TransportBadResponse(f"HTTP {status} with {media!r} instead of receipts")
+        try:
+            reader = Reader(body, TransportBadResponse)
+            parts = [reader.framed() for _ in records]
+            reader.end()
+        except RogatoryError as exc:
+            raise TransportBadResponse(f"{recipient}: receipts not framed one per envelope "
+                                       f"({exc.detail})") from exc
+        return [self._check_receipt(record, part) for record, part in
+                zip(records, parts, strict=True)]
 
     async def _attempt(self, record: OutboundRecord, limit: asyncio.Semaphore) -> None:
         try:
@@ -375,6 +495,11 @@ class DeliveryWorker:
             raise TransportUnreachable(f"{record.recipient} at {url}: {exc!r}") from exc
         if media != RECEIPT_MEDIA_TYPE:
             raise TransportBadResponse(f"HTTP {status} with {media!r} instead of a receipt")
+        return self._check_receipt(record, body)
+
+    def _check_receipt(self, record: OutboundRecord, body: bytes) -> Receipt:
+        """The receipt must verify, name this envelope, and carry a valid log proof."""
+        directory = self._directory()
         try:
             receipt = parse_receipt(body)
             receipt.verify(directory.receiver_key(record.recipient, receipt.receiver_key))

@@ -1,4 +1,4 @@
-"""The endpoint peers call. One route: POST an envelope, get a signed receipt back.
+"""The endpoint peers call: POST an envelope (or a batch of them), get signed receipts back.
 
 The body limit is enforced while reading, before the whole body is in memory: a declared
 length over the limit is refused at once, and an undeclared (chunked) body is cut off as soon
@@ -13,7 +13,9 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from node.inbound import Outcome
-from node.outbound import RECEIPT_MEDIA_TYPE
+from node.outbound import MAX_BATCH, RECEIPT_MEDIA_TYPE, RECEIPTS_MEDIA_TYPE
+from protocol.encoding import Reader, frame
+from protocol.errors import EnvelopeMalformed, RogatoryError
 
 __all__ = ["peer_application"]
 
@@ -45,6 +47,7 @@ async def _read_limited(request: web.Request, limit: int) -> bytes | None:
 def peer_application(
     *,
     accept: Callable[[bytes], Awaitable[Outcome]],
+    accept_batch: Callable[[list[bytes]], Awaitable[list[Outcome]]] | None = None,
     too_large: Callable[[], Awaitable[Outcome]],
     max_body: int,
     routes: list[web.RouteDef] | None = None,
@@ -58,12 +61,41 @@ def peer_application(
             return response
         return _answer(await accept(body))
 
+    async def post_batch(request: web.Request) -> web.Response:
+        """Up to MAX_BATCH framed envelopes; the answer frames one receipt per envelope.
+
+        A body that is not a sequence of frames is refused as a whole with one signed receipt,
+        as a single malformed envelope would be.
+        """
+        body = await _read_limited(request, max_body)
+        if body is None:
+            response = _answer(await too_large())
+            response.force_close()
+            return response
+        try:
+            reader = Reader(body, EnvelopeMalformed)
+            envelopes = []
+            while reader.remaining():
+                envelopes.append(reader.framed())
+                if len(envelopes) > MAX_BATCH:
+                    raise EnvelopeMalformed(f"more than {MAX_BATCH} envelopes in a batch")
+            if not envelopes:
+                raise EnvelopeMalformed("an empty batch")
+        except RogatoryError:
+            return _answer(await accept(body))  # refused like any malformed envelope
+        assert accept_batch is not None
+        outcomes = await accept_batch(envelopes)
+        return web.Response(status=200, body=frame(*(o.receipt for o in outcomes)),
+                            content_type=RECEIPTS_MEDIA_TYPE)
+
     async def health(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
     # client_max_size is a second bound for any route that reads the body whole.
     app = web.Application(client_max_size=max_body + 1)
     app.router.add_post("/v1/envelopes", post_envelope)
+    if accept_batch is not None:
+        app.router.add_post("/v1/envelopes/batch", post_batch)
     app.router.add_get("/v1/health", health)
     app.router.add_routes(routes or [])
     return app

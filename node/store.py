@@ -23,6 +23,7 @@ import sqlite_utils
 from node.audit_log import AuditLog
 from node.cases import CaseBook
 from node.spontaneous import SpontaneousBook
+from node.statements import insert
 from protocol.errors import StoreNotFound
 
 __all__ = ["InboundRecord", "LogEntry", "OutboundRecord", "Store"]
@@ -31,6 +32,7 @@ LogEntry = tuple[str, bytes]
 """An audit log entry to append in the same transaction: (entry type, canonical bytes)."""
 
 SCHEMA_VERSION = 1
+
 
 
 @dataclass(frozen=True)
@@ -206,10 +208,9 @@ class Store:
     def accept_inbound(self, record: InboundRecord) -> None:
         """Make an accepted envelope durable: message, seen pair and receipt in one commit."""
         with self._transaction():
-            self.db.table("messages_in").insert(
-                {k: v for k, v in record.__dict__.items() if k != "receipt"}
-            )
-            self.db.table("seen").insert(
+            insert(self.db, "messages_in",
+                   {k: v for k, v in record.__dict__.items() if k != "receipt"})
+            insert(self.db, "seen",
                 {
                     "sender": record.sender,
                     "message_id": record.message_id,
@@ -217,7 +218,7 @@ class Store:
                     "expires": record.expires,
                 }
             )
-            self.db.table("receipts").insert(
+            insert(self.db, "receipts",
                 {
                     "envelope_hash": record.envelope_hash,
                     "direction": "issued",
@@ -283,10 +284,9 @@ class Store:
         """Journal first, deliver after: the envelope is durable before any attempt is made."""
         with self._transaction():
             self._log(log, record.created)
-            self.db.table("messages_out").insert(
-                {k: v for k, v in record.__dict__.items() if k != "receipt"}
-            )
-            self.db.table("outbox").insert(
+            insert(self.db, "messages_out",
+                   {k: v for k, v in record.__dict__.items() if k != "receipt"})
+            insert(self.db, "outbox",
                 {
                     "envelope_hash": record.envelope_hash,
                     "recipient": record.recipient,
@@ -326,7 +326,7 @@ class Store:
                                       "WHERE envelope_hash = ?", [envelope_hash]).fetchone()
                 if row is not None:
                     self.cases.delivered(str(row[0]), at)
-            self.db.table("receipts").upsert(
+            insert(self.db, "receipts",
                 {
                     "envelope_hash": envelope_hash,
                     "direction": "received",
@@ -335,9 +335,15 @@ class Store:
                     "receipt": receipt,
                     "stored_at": at,
                 },
-                pk=("envelope_hash", "direction"),
+                conflict="REPLACE",
             )
             self.db.execute("DELETE FROM outbox WHERE envelope_hash = ?", [envelope_hash])
+
+    def record_deliveries(self, deliveries: list[tuple[Any, ...]]) -> None:
+        """Several receipts closing several envelopes, in one commit (a batch's answers)."""
+        with self._transaction():
+            for delivery in deliveries:
+                self.record_delivery(*delivery)
 
     def record_retry(self, envelope_hash: str, error: str, next_attempt: float) -> None:
         with self._transaction():

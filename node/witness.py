@@ -134,6 +134,7 @@ class Witness:
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
+        self._newest: dict[str, tuple[bytes, str]] = {}
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
@@ -172,6 +173,26 @@ class Witness:
                 await self.observe(peer, note, source=f"cosigned by {other}")
 
     # --- checking one checkpoint ----------------------------------------------------------
+
+    async def observe_newest(self, peer: str, note: bytes, *, source: str) -> None:
+        """Like ``observe``, but a burst of receipts from one peer costs one check, not many.
+
+        Each receipt carries a checkpoint; checking each would fetch a consistency proof per
+        message. Only the newest one waiting is checked, and it covers the ones before it (a
+        log consistent up to size n is consistent up to every size below n).
+        """
+        running = peer in self._newest
+        self._newest[peer] = (note, source)
+        if running:  # the check under way picks this one up when it is done
+            return
+        try:
+            while True:
+                current = self._newest[peer]
+                await self.observe(peer, current[0], source=current[1])
+                if self._newest[peer] is current:
+                    break
+        finally:
+            del self._newest[peer]
 
     async def observe(self, peer: str, note: bytes, *, source: str,
                       latest: bool = False) -> None:

@@ -399,6 +399,12 @@ class TransportBadResponse(TransportError):
     code = "transport.bad_response"
 
 
+class TransportBatchUnsupported(TransportError):
+    """The peer does not take batches of envelopes; they go one by one."""
+
+    code = "transport.batch_unsupported"
+
+
 class TransportPinMismatch(TransportError):
     """The peer's TLS certificate does not match the fingerprint pinned in the directory."""
 

@@ -1,0 +1,242 @@
+"""Two node processes exchanging request envelopes, next to the cryptographic limit.
+
+Two real nodes (``python -m node serve``, TLS, the hybrid post-quantum suite) run as separate
+processes on loopback. The benchmark queues envelopes at the sender through its local API, as
+a caseworker's tools do, with many requests in flight, and a poller reads the sender's outbound
+states with a separate read-only SQLite connection. An envelope is done when the sender has
+recorded its verified receipt: sealed, delivered, accepted and committed by the receiver before
+it signed the receipt, the receipt's signature and log proof verified, and the receipt committed
+by the sender.
+
+Reported:
+
+- sustained throughput of the whole run (first submit to last done);
+- latency (submit to done) p50 and p99 when envelopes are offered at 25 %, 50 % and 100 % of
+  that rate, at a steady pace (open loop);
+- peak RSS of both node processes, to show memory does not grow with what is queued;
+- in the same run, on one core, the raw cost of the same cryptography per envelope (HPKE seal
+  and open of the same package size, the inner, outer and receipt signatures made and
+  verified), and the ratio of the throughput to it.
+
+Run: ``python bench/exchange.py`` (20,000 envelopes of 1 KiB; a few minutes);
+``--short`` (300 envelopes, for CI); ``--size 65536`` for 64 KiB payloads; ``--help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import platform
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import aiohttp
+from delivery import Poller, raw_limit
+
+from node.config import NodeConfig, load_config, read_api_token
+from node.federation import Federation, Member, passphrase_for
+from protocol.suites import Suite
+
+SENDER, RECIPIENT = "XA:MOJ", "XB:MOJ"
+
+
+def serve(home: Path, authority: str, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "ROGATORY_PASSPHRASE": passphrase_for(authority).decode(),
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parent.parent),
+                                          os.environ.get("PYTHONPATH", "")])}
+    with log.open("ab") as handle:
+        return subprocess.Popen([sys.executable, "-m", "node", "serve", "--home", str(home)],
+                                env=env, stdout=handle, stderr=subprocess.STDOUT)
+
+
+def wait_listening(config: NodeConfig, timeout: float = 30.0) -> None:
+    request = urllib.request.Request(f"http://127.0.0.1:{config.api_port}/api/v1/status")
+    request.add_header("Authorization", f"Bearer {read_api_token(config)}")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(request, timeout=2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Sender:
+    """Queues envelopes through the sender's local API; stamps each submit."""
+
+    def __init__(self, config: NodeConfig, size: int) -> None:
+        self.url = f"http://127.0.0.1:{config.api_port}/api/v1/messages"
+        self.headers = {"Authorization": f"Bearer {read_api_token(config)}",
+                        "Content-Type": "application/json"}
+        self.body = {"to": RECIPIENT, "kind": "request", "payload": "x" * size}
+        self.submitted: dict[str, float] = {}
+
+    async def one(self, session: aiohttp.ClientSession) -> None:
+        started = time.perf_counter()
+        async with session.post(self.url, data=json.dumps(self.body),
+                                headers=self.headers) as response:
+            answer = await response.json()
+            if response.status != 202:
+                raise RuntimeError(f"submit refused: {answer}")
+        self.submitted[answer["id"]] = started
+
+    async def flood(self, count: int, concurrency: int) -> None:
+        """As fast as the sender takes them: ``concurrency`` submits in flight."""
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            remaining = count
+
+            async def worker() -> None:
+                nonlocal remaining
+                while remaining > 0:
+                    remaining -= 1
+                    await self.one(session)
+
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+    async def paced(self, rate: float, count: int) -> None:
+        """``count`` submits at a steady ``rate`` per second, whatever the answers."""
+        connector = aiohttp.TCPConnector(limit=256)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            start = time.perf_counter()
+            tasks = []
+            for n in range(count):
+                delay = start + n / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(self.one(session)))
+            await asyncio.gather(*tasks)
+
+
+def first_rowid(database: Path) -> int:
+    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        row = conn.execute("SELECT coalesce(max(rowid), 0) + 1 FROM messages_out").fetchone()
+        return int(row[0])
+    finally:
+        conn.close()
+
+
+async def run_phase(config: NodeConfig, size: int, count: int, *, concurrency: int = 0,
+                    rate: float = 0.0, poll: float = 0.005,
+                    timeout: float = 1800.0) -> tuple[float, list[float]]:
+    """Throughput (done/s from first submit to last done) and the latencies, in seconds."""
+    sender = Sender(config, size)
+    poller = Poller(config.database_path, first_rowid(config.database_path))
+    started = time.perf_counter()
+    submitting = (sender.flood(count, concurrency) if concurrency
+                  else sender.paced(rate, count))
+    await asyncio.gather(submitting, poller.run(sender.submitted, count, poll, timeout))
+    states = [poller.closed[m][0] for m in sender.submitted]
+    if states.count("delivered") != count:
+        raise RuntimeError(f"only {states.count('delivered')} of {count} delivered")
+    done = [poller.closed[m][1] for m in sender.submitted]
+    latencies = [poller.closed[m][1] - t for m, t in sender.submitted.items()]
+    return count / (max(done) - started), latencies
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, round(p / 100 * len(ordered)) - 1))]
+
+
+def envelope_sample(database: Path) -> bytes:
+    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        return bytes(conn.execute("SELECT envelope FROM messages_out ORDER BY rowid DESC "
+                                  "LIMIT 1").fetchone()[0])
+    finally:
+        conn.close()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("-n", "--messages", type=int, default=20_000)
+    parser.add_argument("--size", type=int, default=1024, help="payload bytes (default 1024)")
+    parser.add_argument("--concurrency", type=int, default=64,
+                        help="submits in flight in the throughput run (default 64)")
+    parser.add_argument("--paced", type=int, default=0,
+                        help="envelopes per paced run (default: n/10, at least 200)")
+    parser.add_argument("--short", action="store_true", help="300 envelopes: a CI smoke run")
+    parser.add_argument("--keep", help="put the node folders here and keep them")
+    args = parser.parse_args()
+    count = 300 if args.short else args.messages
+    paced = args.paced or max(200, count // 10)
+    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="rogatory-exchange-"))
+    root.mkdir(parents=True, exist_ok=True)
+
+    federation = Federation.create(root / "nodes", [Member(SENDER, "A"), Member(RECIPIENT, "B")],
+                                   delivery={"retry_base": 0.05, "retry_max": 1.0})
+    configs = {a: load_config(federation.home(a)) for a in (SENDER, RECIPIENT)}
+    processes = {a: serve(federation.home(a), a, root / f"{a.replace(':', '-')}.log")
+                 for a in (SENDER, RECIPIENT)}
+    try:
+        for config in configs.values():
+            wait_listening(config)
+        config = configs[SENDER]
+        await run_phase(config, args.size, 20, concurrency=4)  # warm-up: TLS, caches
+        throughput, flood = await run_phase(config, args.size, count,
+                                            concurrency=args.concurrency)
+        paced_runs = {}
+        for share in (0.25, 0.5, 1.0):
+            _, latencies = await run_phase(config, args.size, paced, rate=share * throughput)
+            paced_runs[share] = latencies
+        rss = {a: peak_rss_mb(p.pid) for a, p in processes.items()}
+    finally:
+        for process in processes.values():
+            process.terminate()
+        for process in processes.values():
+            process.wait(timeout=30)
+
+    envelope = envelope_sample(configs[SENDER].database_path)
+    limit = raw_limit(Suite.HYBRID, envelope, 0.6)
+
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    print(f"rogatory exchange benchmark, {now}; {os.cpu_count()} CPUs ({platform.machine()}), "
+          f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}")
+    print(f"2 node processes on loopback, TLS, suite {Suite.HYBRID.value}; "
+          f"payload {args.size:,} B, envelope {len(envelope):,} B")
+    print()
+    print(f"  throughput run      {count:,} envelopes, {args.concurrency} submits in flight")
+    print(f"  sustained           {throughput:,.0f} envelopes/s (submit to receipt durable on "
+          "both sides)")
+    print(f"  latency in that run p50 {1000 * statistics.median(flood):,.0f} ms, "
+          f"p99 {1000 * pct(flood, 99):,.0f} ms (a queue: everything offered at once)")
+    for share, latencies in paced_runs.items():
+        print(f"  paced at {share:4.0%}       {share * throughput:,.0f}/s offered, "
+              f"{len(latencies):,} envelopes: p50 {1000 * statistics.median(latencies):,.0f} ms,"
+              f" p99 {1000 * pct(latencies, 99):,.0f} ms")
+    print(f"  peak RSS            sender {rss[SENDER]:,.0f} MB, receiver "
+          f"{rss[RECIPIENT]:,.0f} MB")
+    print()
+    print(f"  raw single-core limit  {limit['limit']:,.0f} envelopes/s  ->  this run reaches "
+          f"{throughput / limit['limit']:.2f} of it")
+    print("    = 1/(HPKE seal + HPKE open + 3 Ed25519 signatures made + 3 verified), package "
+          f"{limit['package']:,.0f} B")
+    print(f"    HPKE seal {limit['hpke_seal']:,.0f}/s, open {limit['hpke_open']:,.0f}/s; "
+          f"Ed25519 sign {limit['sign_short']:,.0f}/s and {limit['sign_long']:,.0f}/s, "
+          f"verify {limit['verify_short']:,.0f}/s and {limit['verify_long']:,.0f}/s")
+    if args.keep:
+        print(f"\nnode folders and logs kept in {root}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -32,13 +32,15 @@ from protocol.attachment import (
     safe_name,
 )
 from protocol.errors import (
+    AttachmentError,
     AttachmentExists,
     AttachmentMalformed,
     StoreDiskFull,
     StoreNotFound,
 )
 
-__all__ = ["AttachmentFiles", "encrypt_file", "export", "read_plaintext", "verify_file"]
+__all__ = ["AttachmentFiles", "LiveCheck", "encrypt_file", "export", "read_plaintext",
+           "verify_file"]
 
 READ_SIZE = 1024 * 1024
 DISK_MARGIN = 256 * 1024 * 1024  # never fill the disk the database lives on
@@ -104,6 +106,52 @@ def verify_file(path: Path, spec: AttachmentSpec, message_id: str) -> None:
     """Decrypt and check a received stream without keeping the plaintext anywhere."""
     for _ in read_plaintext(path, spec, message_id):
         pass
+
+
+class LiveCheck:
+    """Checks one stream as its bytes arrive, so its last byte is also the end of its check.
+
+    Fed exactly the bytes appended to the file, in order, from byte 0; anything else (a resume
+    after a restart, an offset it did not see) makes it give up, and the whole file is checked
+    when the envelope comes back, as without it.
+    """
+
+    def __init__(self, spec: AttachmentSpec, message_id: str) -> None:
+        self._decryptor = Decryptor(spec, message_id)
+        self._ciphertext = hashlib.sha256()
+        self.fed = 0
+        self.failed = False
+        self.passed = False
+
+    def feed(self, offset: int, data: bytes) -> None:
+        if self.failed or offset != self.fed:
+            self.failed = True
+            return
+        self._ciphertext.update(data)
+        try:
+            for _ in self._decryptor.feed(data):
+                pass
+        except AttachmentError:
+            self.failed = True
+        self.fed += len(data)
+
+    def on_disk(self, path: Path) -> bool:
+        """The file holds exactly the bytes that passed: hashing is several times faster than
+        decrypting, and catches a file changed or damaged between the check and the disk."""
+        digest = hashlib.sha256()
+        for piece in _pieces(path, READ_SIZE):
+            digest.update(piece)
+        return self.passed and digest.digest() == self._ciphertext.digest()
+
+    def finish(self) -> bool:
+        if not self.failed:
+            try:
+                for _ in self._decryptor.finish():
+                    pass
+                self.passed = True
+            except AttachmentError:
+                self.failed = True
+        return self.passed
 
 
 class AttachmentFiles:

@@ -8,6 +8,7 @@ and the receipt itself, and only after that commit is the receipt allowed to lea
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -75,6 +76,7 @@ class Outcome:
     duplicate: bool = False
     code: str = ""
     verify: tuple[AttachmentSpec, ...] = ()  # every attachment arrived: check them, then retry
+    expect: tuple[AttachmentSpec, ...] = ()  # attachments still to come: check them as they do
     message_id: str = ""
 
 
@@ -287,8 +289,10 @@ class InboundDesk:
         if missing:
             have = sum(s["received"] for s in state)
             want = sum(s["expected"] for s in state)
-            raise AttachmentIncomplete(f"{have} of {want} bytes of {len(state)} attachment(s) "
-                                       "have arrived")
+            refused = self.reject(AttachmentIncomplete(
+                f"{have} of {want} bytes of {len(state)} attachment(s) have arrived"),
+                opened.envelope.data)
+            return dataclasses.replace(refused, expect=specs, message_id=header.id)
         if all(s["verified"] for s in state):
             return None
         return Outcome(202, b"", False, code="attachment.verify", verify=specs,

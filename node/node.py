@@ -23,7 +23,13 @@ from aiohttp import web
 from keys.directory import Directory, check_adoption, verify_directory
 from keys.keystore import KeyStore
 from node.archive import ArchiveKey
-from node.attachments import AttachmentFiles, encrypt_file, read_plaintext, verify_file
+from node.attachments import (
+    AttachmentFiles,
+    LiveCheck,
+    encrypt_file,
+    read_plaintext,
+    verify_file,
+)
 from node.audit_bundle import encode_bundle
 from node.cases import Content
 from node.config import NodeConfig, load_config, read_api_token, read_receiver_token
@@ -120,6 +126,7 @@ class Node:
         )
         self._upload_locks: dict[tuple[str, int], asyncio.Lock] = {}
         self._verifying: dict[str, asyncio.Future[AttachmentError | None]] = {}
+        self._live: dict[str, dict[int, LiveCheck]] = {}
         self._queue_group: list[tuple[tuple[OutboundRecord, Content, str],
                                       asyncio.Future[None]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -289,6 +296,8 @@ class Node:
         if isinstance(opened, Outcome):
             return opened
         outcome = await self.call(self.inbound.commit, opened)
+        if outcome.expect:
+            await self._start_live_checks(envelope_hash(data), outcome)
         if not outcome.verify:
             return outcome
         # Every attachment has arrived: decrypt and check them off the store thread, then
@@ -305,6 +314,41 @@ class Node:
         if error is not None:
             return await self.call(self.inbound.reject, error, data)
         return await self.call(self.inbound.accept, data)
+
+    async def _start_live_checks(self, digest: str, outcome: Outcome) -> None:
+        """Check the streams of an announced transfer while they arrive (see ``LiveCheck``)."""
+        if digest in self._live:
+            return
+        state = await self.call(self.attachments.transfer, digest)
+        self._live[digest] = {
+            row["index"]: LiveCheck(outcome.expect[row["index"]], outcome.message_id)
+            for row in state if row["received"] == 0 and not row["verified"]}
+
+    async def _fed_live_check(self, digest: str, index: int, offset: int, data: bytes,
+                              complete: bool) -> None:
+        checks = self._live.get(digest)
+        check = checks.get(index) if checks else None
+        if check is None or checks is None:
+            return
+        await asyncio.to_thread(check.feed, offset, data)
+        if complete:
+            await asyncio.to_thread(check.finish)
+
+    async def _settle_live_checks(self, digest: str) -> None:
+        """Once the bytes are on disk: if every stream passed as it arrived, it is verified."""
+        checks = self._live.get(digest)
+        if checks is None:
+            return
+        state = await self.call(self.attachments.transfer, digest)
+        if not all(row["index"] in checks and checks[row["index"]].passed for row in state):
+            return
+        for row in state:
+            path = self.attachments.incoming(digest, row["index"])
+            if not await asyncio.to_thread(checks[row["index"]].on_disk, path):
+                self._live.pop(digest, None)  # checked in full when the envelope comes back
+                return
+        await self.call(self.attachments.mark_verified, digest)
+        self._live.pop(digest, None)
 
     async def _verify_attachments(self, digest: str,
                                   outcome: Outcome) -> AttachmentError | None:
@@ -377,14 +421,18 @@ class Node:
             written = 0
             with path.open("ab") as file:
                 async for piece in request.content.iter_chunked(UPLOAD_PIECE):
-                    if have + written + len(piece) > expected:
-                        file.write(piece[:expected - have - written])
-                        written = expected - have
-                        break
+                    piece = piece[:expected - have - written]
                     file.write(piece)
                     written += len(piece)
+                    if digest in self._live:
+                        await self._fed_live_check(digest, index, have + written - len(piece),
+                                                   piece, have + written == expected)
+                    if have + written == expected:
+                        break
                 file.flush()
                 await asyncio.to_thread(os.fsync, file.fileno())
+            if have + written == expected:
+                await self._settle_live_checks(digest)
             if have + written == expected and lock is self._upload_locks.get((digest, index)):
                 del self._upload_locks[(digest, index)]
         return web.json_response({"received": have + written, "expected": expected})

@@ -390,7 +390,7 @@ async def test_uploads_are_bounded_by_what_a_checked_envelope_announced(
 # --- 5. tampering at rest before verification ----------------------------------------------
 
 
-async def test_a_stream_modified_at_rest_is_refused_and_the_transfer_starts_over(
+async def test_a_stream_modified_on_disk_while_arriving_is_refused_and_starts_over(
         federation: Federation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fr, br = federation.nodes[FR], federation.nodes[BR]
     await fr.worker.stop()
@@ -401,13 +401,16 @@ async def test_a_stream_modified_at_rest_is_refused_and_the_transfer_starts_over
     ciphertext = fr.attachments.outgoing(record.message_id, 0).read_bytes()
     status, receipt = await post(federation, BR, record.envelope)
     rejection(status, receipt, record, "attachment.incomplete", 202)
-    assert (await put(federation, BR, digest, 0, 0, ciphertext))[0] == 200
+    half = len(ciphertext) // 2
+    assert (await put(federation, BR, digest, 0, 0, ciphertext[:half]))[0] == 200
 
-    # Someone with access to BR's disk flips one byte before the envelope comes back.
+    # Someone with access to BR's disk flips one byte of what has arrived; the bytes checked
+    # as they arrived were sound, but the file no longer holds them.
     path = br.attachments.incoming(digest, 0)
     tampered = bytearray(path.read_bytes())
-    tampered[CHUNK_SIZE + 40] ^= 0x01
+    tampered[CHUNK_SIZE // 2] ^= 0x01
     path.write_bytes(bytes(tampered))
+    assert (await put(federation, BR, digest, 0, half, ciphertext[half:]))[0] == 200
     before = await snapshot(br)
     status, receipt = await post(federation, BR, record.envelope)
     rejection(status, receipt, record, "attachment.corrupt", 422)

@@ -241,11 +241,15 @@ class InboundDesk:
         try:
             with self.store.transaction():
                 taken: set[tuple[str, str]] = set()
+                copies: dict[str, int] = {}  # envelope hash -> its first place in the batch
+                repeats: list[tuple[int, int]] = []
                 for i, prepared in enumerate(batch):
                     header = prepared.opened.header
                     stored = self.store.receipt_for_inbound(prepared.digest)
                     if stored is not None:
                         outcomes[i] = Outcome(200, stored, True, duplicate=True)
+                    elif prepared.digest in copies:
+                        repeats.append((i, copies[prepared.digest]))
                     elif ((header.sender, header.id) in taken
                           or self.store.is_seen(header.sender, header.id)):
                         outcomes[i] = self.reject(EnvelopeReplayed(
@@ -259,6 +263,7 @@ class InboundDesk:
                                                         received_entry(signed), now)
                         staged.append((i, prepared, signed, index))
                         taken.add((header.sender, header.id))
+                        copies[prepared.digest] = i
                 origin, seed = log_origin(self.authority), self.keystore.identity.seed
                 receipts = [signed.with_proof(self.store.audit.proof(
                     index, origin, seed, signed.received).encode())
@@ -267,6 +272,10 @@ class InboundDesk:
                     self._store_accepted(prepared.opened, prepared.digest, receipt,
                                          receipt.received, prepared.content)
                     outcomes[i] = Outcome(200, receipt.data, True)
+                for i, first in repeats:  # the same bytes twice: the same receipt twice
+                    original = outcomes[first]
+                    outcomes[i] = original if original is None else dataclasses.replace(
+                        original, duplicate=True)
         except (sqlite3.IntegrityError, RogatoryError) as exc:
             log.warning("group commit of %d envelopes undone (%s); one by one", len(batch), exc)
             return [self.commit(prepared) for prepared in batch]

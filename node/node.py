@@ -256,6 +256,7 @@ class Node:
                             inclusion=self._inclusion, witness_view=self._witness_view)
         routes += self._attachment_routes()
         peer = peer_application(accept=self._accept, accept_batch=self._accept_batch,
+                                refuse=self._refuse,
                                 too_large=self._too_large,
                                 max_body=self.config.max_body, routes=routes)
         self.peer_port = await self._site(peer, self.config.peer_host, self.config.peer_port,
@@ -384,9 +385,14 @@ class Node:
             if isinstance(result, Prepared):
                 outcome = next(committed)
                 # An envelope with attachments goes the way of a single one.
-                result = outcome if outcome is not None else await self._accept(data)
+                single = outcome is None or outcome.verify or outcome.expect
+                result = await self._accept(data) if single or outcome is None else outcome
             outcomes.append(result)
         return outcomes
+
+    async def _refuse(self, error: RogatoryError, body: bytes) -> Outcome:
+        """A signed refusal of a body that could not even be split into envelopes."""
+        return await self.call(self.inbound.reject, error, body)
 
     async def _attachment_state(self, request: web.Request) -> web.Response:
         digest, index = request.match_info["envelope"], int(request.match_info["index"])

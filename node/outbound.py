@@ -60,6 +60,7 @@ RECEIPT_MEDIA_TYPE = "application/vnd.rogatory.receipt"
 BATCH_MEDIA_TYPE = "application/vnd.rogatory.envelopes"
 RECEIPTS_MEDIA_TYPE = "application/vnd.rogatory.receipts"
 MAX_BATCH = 64
+MAX_BATCH_BYTES = 4 * 1024 * 1024  # well under a peer's default body limit of 16 MiB
 """Envelopes per batch request: enough to amortise a round trip and an fsync, small enough
 that one slow batch does not hold many messages back."""
 
@@ -264,7 +265,9 @@ class DeliveryWorker:
                 out.append([record])
                 continue
             batches = groups.setdefault(record.recipient, [[]])
-            if len(batches[-1]) == MAX_BATCH:
+            size = sum(len(r.envelope) for r in batches[-1])
+            if len(batches[-1]) == MAX_BATCH or (
+                    batches[-1] and size + len(record.envelope) > MAX_BATCH_BYTES):
                 batches.append([])
             batches[-1].append(record)
         for batches in groups.values():
@@ -350,7 +353,7 @@ class DeliveryWorker:
             raise TransportPinMismatch(f"{recipient} at {url}") from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise TransportUnreachable(f"{recipient} at {url}: {exc!r}") from exc
-        if status in (404, 405):
+        if status in (404, 405, 413):  # no batch route, or a body limit below our batches
             raise TransportBatchUnsupported(f"{recipient} answers HTTP {status}")
         if media != RECEIPTS_MEDIA_TYPE:
             raise TransportBadResponse(f"HTTP {status} with {media!r} instead of receipts")

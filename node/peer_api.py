@@ -48,6 +48,7 @@ def peer_application(
     *,
     accept: Callable[[bytes], Awaitable[Outcome]],
     accept_batch: Callable[[list[bytes]], Awaitable[list[Outcome]]] | None = None,
+    refuse: Callable[[RogatoryError, bytes], Awaitable[Outcome]] | None = None,
     too_large: Callable[[], Awaitable[Outcome]],
     max_body: int,
     routes: list[web.RouteDef] | None = None,
@@ -81,8 +82,9 @@ def peer_application(
                     raise EnvelopeMalformed(f"more than {MAX_BATCH} envelopes in a batch")
             if not envelopes:
                 raise EnvelopeMalformed("an empty batch")
-        except RogatoryError:
-            return _answer(await accept(body))  # refused like any malformed envelope
+        except RogatoryError as exc:
+            assert refuse is not None
+            return _answer(await refuse(exc, body))  # one receipt, as for a malformed envelope
         assert accept_batch is not None
         outcomes = await accept_batch(envelopes)
         return web.Response(status=200, body=frame(*(o.receipt for o in outcomes)),

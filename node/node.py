@@ -100,7 +100,8 @@ class Node:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         # Opening envelopes is pure CPU in C code that releases the GIL: it runs here, beside
         # the store thread, instead of queueing in front of its commits.
-        self._crypto = ThreadPoolExecutor(max_workers=os.cpu_count() or 2,
+        self._crypto_threads = os.cpu_count() or 2
+        self._crypto = ThreadPoolExecutor(max_workers=self._crypto_threads,
                                           thread_name_prefix="crypto")
         self.store = Store(config.database_path)
         self.archive = ArchiveKey(keystore.storage_key)
@@ -370,10 +371,13 @@ class Node:
         digests = [envelope_hash(data) for data in envelopes]
         stored = await self.call(lambda: [self.store.receipt_for_inbound(d) for d in digests])
         loop = asyncio.get_running_loop()
-        opened = await asyncio.gather(*(
-            loop.run_in_executor(self._crypto, self.inbound.open, data)
-            for data, done in zip(envelopes, stored, strict=True) if done is None))
-        pending = iter(opened)
+        fresh = [data for data, done in zip(envelopes, stored, strict=True) if done is None]
+        # One hop per crypto thread, not one per envelope: waking the loop costs too.
+        share = -(-len(fresh) // self._crypto_threads) if fresh else 1
+        parts = await asyncio.gather(*(
+            loop.run_in_executor(self._crypto, self._open_many, fresh[i:i + share])
+            for i in range(0, len(fresh), share)))
+        pending = iter([item for part in parts for item in part])
         results: list[Outcome | Prepared] = [
             Outcome(200, done, True, duplicate=True) if done is not None else next(pending)
             for done in stored]
@@ -389,6 +393,9 @@ class Node:
                 result = await self._accept(data) if single or outcome is None else outcome
             outcomes.append(result)
         return outcomes
+
+    def _open_many(self, envelopes: list[bytes]) -> list[Prepared | Outcome]:
+        return [self.inbound.open(data) for data in envelopes]
 
     async def _refuse(self, error: RogatoryError, body: bytes) -> Outcome:
         """A signed refusal of a body that could not even be split into envelopes."""
@@ -533,9 +540,11 @@ class Node:
                 message_id = os.urandom(16).hex()
                 manifest = await asyncio.to_thread(self._encrypt_attachments, message_id,
                                                    draft.attachments)
-            record = compose(draft, authority=self.authority, keystore=self.keystore,
-                             directory=self._directory, archive=self.archive,
-                             now=int(self.clock()), message_id=message_id, manifest=manifest)
+            record = await asyncio.get_running_loop().run_in_executor(
+                self._crypto, functools.partial(
+                    compose, draft, authority=self.authority, keystore=self.keystore,
+                    directory=self._directory, archive=self.archive, now=int(self.clock()),
+                    message_id=message_id, manifest=manifest))
             await self._queue_durably(record, content, override)
         except BaseException:
             if message_id:

@@ -7,6 +7,8 @@ and its version (``rogatory/v1/envelope``, ``rogatory/v1/receipt``, …). The la
 
 from __future__ import annotations
 
+import functools
+
 from nacl.exceptions import BadSignatureError
 from nacl.exceptions import CryptoError as NaclCryptoError
 from nacl.signing import SigningKey, VerifyKey
@@ -39,6 +41,13 @@ LABELS = {
 def _signing_key(seed: bytes) -> SigningKey:
     if len(seed) != SEED_LENGTH:
         raise KeyMalformed(f"an Ed25519 seed is {SEED_LENGTH} bytes, not {len(seed)}")
+    return _expanded(bytes(seed))
+
+
+@functools.lru_cache(maxsize=8)
+def _expanded(seed: bytes) -> SigningKey:
+    """A node signs thousands of times a second with one key; deriving the key pair from the
+    seed each time (a scalar multiplication) cost as much as the signature itself."""
     return SigningKey(seed)
 
 

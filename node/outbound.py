@@ -60,7 +60,7 @@ RECEIPT_MEDIA_TYPE = "application/vnd.rogatory.receipt"
 BATCH_MEDIA_TYPE = "application/vnd.rogatory.envelopes"
 RECEIPTS_MEDIA_TYPE = "application/vnd.rogatory.receipts"
 MAX_BATCH = 64
-MAX_BATCH_BYTES = 4 * 1024 * 1024  # well under a peer's default body limit of 16 MiB
+MAX_BATCH_BYTES = 1024 * 1024  # bounds memory: concurrency x this is in flight
 """Envelopes per batch request: enough to amortise a round trip and an fsync, small enough
 that one slow batch does not hold many messages back."""
 

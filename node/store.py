@@ -294,14 +294,26 @@ class Store:
                 }
             )
 
-    def due(self, now: float, limit: int) -> list[OutboundRecord]:
+    def due(self, now: float, limit: int, max_bytes: int = 16 * 1024 * 1024,
+            ) -> list[OutboundRecord]:
+        """The envelopes due now, oldest first: at most ``limit``, and about ``max_bytes``.
+
+        The byte bound keeps a node's memory flat however much is queued and however large
+        its envelopes are; the rest waits for the next round.
+        """
         rows = self.db.execute(
             "SELECT m.*, NULL AS receipt FROM outbox o JOIN messages_out m "
             "ON m.envelope_hash = o.envelope_hash WHERE o.next_attempt <= ? "
             "ORDER BY o.next_attempt LIMIT ?",
             [now, limit],
         )
-        return [self._outbound_row(row, rows.description) for row in rows.fetchall()]
+        out: list[OutboundRecord] = []
+        held = 0
+        while held < max_bytes and (row := rows.fetchone()) is not None:
+            record = self._outbound_row(row, rows.description)
+            held += len(record.envelope)
+            out.append(record)
+        return out
 
     def next_due(self) -> float | None:
         row = self.db.execute("SELECT min(next_attempt) FROM outbox").fetchone()

@@ -11,6 +11,7 @@ Example (what ``rogatory init`` writes)::
     public_url = "https://127.0.0.1:8443"
     tls = true                   # plain HTTP only for debugging; the node warns
     max_body = 16777216
+    body_timeout = 60.0          # a body that takes longer is refused (slow clients)
 
     [local]                      # the API for this authority's own users and tools
     host = "127.0.0.1"
@@ -65,6 +66,7 @@ class NodeConfig:
     public_url: str = ""
     tls: bool = True
     max_body: int = 16 * 1024 * 1024
+    body_timeout: float = 60.0  # seconds for a whole request body (not attachment uploads)
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     directory_file: str = "directory.json"
@@ -169,6 +171,7 @@ def load_config(home: Path) -> NodeConfig:
         public_url=_typed(peer, "public_url", str, ""),
         tls=_typed(peer, "tls", bool, True),
         max_body=_typed(peer, "max_body", int, defaults.max_body),
+        body_timeout=_typed(peer, "body_timeout", float, defaults.body_timeout),
         api_host=_typed(local, "host", str, defaults.api_host),
         api_port=_typed(local, "port", int, defaults.api_port),
         directory_file=_typed(directory, "file", str, defaults.directory_file),
@@ -219,6 +222,7 @@ def render_config(config: NodeConfig) -> str:
             "public_url": config.public_url,
             "tls": config.tls,
             "max_body": config.max_body,
+            "body_timeout": config.body_timeout,
         },
         "local": {"host": config.api_host, "port": config.api_port},
         "directory": {

@@ -58,6 +58,7 @@ _STATUS_BY_CODE = {
     "envelope.replayed": 409,
     "attachment.incomplete": 202,
     "transport.body_too_large": 413,
+    "transport.body_too_slow": 408,
 }
 
 

@@ -259,7 +259,8 @@ class Node:
         peer = peer_application(accept=self._accept, accept_batch=self._accept_batch,
                                 refuse=self._refuse,
                                 too_large=self._too_large,
-                                max_body=self.config.max_body, routes=routes)
+                                max_body=self.config.max_body,
+                                body_timeout=self.config.body_timeout, routes=routes)
         self.peer_port = await self._site(peer, self.config.peer_host, self.config.peer_port,
                                           self.config.tls)
         local = local_application(self, self._api_token, self._receiver_token)
@@ -397,7 +398,7 @@ class Node:
     def _open_many(self, envelopes: list[bytes]) -> list[Prepared | Outcome]:
         return [self.inbound.open(data) for data in envelopes]
 
-    async def _refuse(self, error: RogatoryError, body: bytes) -> Outcome:
+    async def _refuse(self, error: RogatoryError, body: bytes | None) -> Outcome:
         """A signed refusal of a body that could not even be split into envelopes."""
         return await self.call(self.inbound.reject, error, body)
 

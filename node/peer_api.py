@@ -8,6 +8,7 @@ always prove what it was told.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -15,7 +16,7 @@ from aiohttp import web
 from node.inbound import Outcome
 from node.outbound import MAX_BATCH, RECEIPT_MEDIA_TYPE, RECEIPTS_MEDIA_TYPE
 from protocol.encoding import Reader, frame
-from protocol.errors import EnvelopeMalformed, RogatoryError
+from protocol.errors import EnvelopeMalformed, RogatoryError, TransportBodyTooSlow
 
 __all__ = ["peer_application"]
 
@@ -27,34 +28,53 @@ def _answer(outcome: Outcome) -> web.Response:
                         content_type=RECEIPT_MEDIA_TYPE)
 
 
-async def _read_limited(request: web.Request, limit: int) -> bytes | None:
-    """The body, or None as soon as it is known to exceed ``limit``."""
+async def _read_limited(request: web.Request, limit: int,
+                        timeout: float = 60.0) -> bytes | None:
+    """The body, or None as soon as it is known to exceed ``limit``.
+
+    The whole body must arrive within ``timeout`` seconds: a client that trickles it in (a
+    slowloris) would otherwise hold a connection and its buffer for as long as it likes.
+    """
     declared = request.content_length
     if declared is not None and declared > limit:
         return None
     parts: list[bytes] = []
     size = 0
-    while True:
-        chunk = await request.content.read(CHUNK)
-        if not chunk:
-            return b"".join(parts)
-        size += len(chunk)
-        if size > limit:
-            return None
-        parts.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                chunk = await request.content.read(CHUNK)
+                if not chunk:
+                    return b"".join(parts)
+                size += len(chunk)
+                if size > limit:
+                    return None
+                parts.append(chunk)
+    except TimeoutError:
+        raise TransportBodyTooSlow(f"{size} bytes in {timeout:g} s") from None
 
 
 def peer_application(
     *,
     accept: Callable[[bytes], Awaitable[Outcome]],
     accept_batch: Callable[[list[bytes]], Awaitable[list[Outcome]]] | None = None,
-    refuse: Callable[[RogatoryError, bytes], Awaitable[Outcome]] | None = None,
+    refuse: Callable[[RogatoryError, bytes | None], Awaitable[Outcome]] | None = None,
     too_large: Callable[[], Awaitable[Outcome]],
     max_body: int,
+    body_timeout: float = 60.0,
     routes: list[web.RouteDef] | None = None,
 ) -> web.Application:
+    async def too_slow(exc: TransportBodyTooSlow) -> web.Response:
+        assert refuse is not None
+        response = _answer(await refuse(exc, None))
+        response.force_close()  # the rest of the body is never read
+        return response
+
     async def post_envelope(request: web.Request) -> web.Response:
-        body = await _read_limited(request, max_body)
+        try:
+            body = await _read_limited(request, max_body, body_timeout)
+        except TransportBodyTooSlow as exc:
+            return await too_slow(exc)
         if body is None:
             response = _answer(await too_large())
             # The rest of the body is never read; tell the client not to reuse the connection.
@@ -68,7 +88,10 @@ def peer_application(
         A body that is not a sequence of frames is refused as a whole with one signed receipt,
         as a single malformed envelope would be.
         """
-        body = await _read_limited(request, max_body)
+        try:
+            body = await _read_limited(request, max_body, body_timeout)
+        except TransportBodyTooSlow as exc:
+            return await too_slow(exc)
         if body is None:
             response = _answer(await too_large())
             response.force_close()

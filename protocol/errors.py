@@ -387,6 +387,13 @@ class TransportBodyTooLarge(TransportError):
     code = "transport.body_too_large"
 
 
+class TransportBodyTooSlow(TransportError):
+    """The request body did not arrive within the time this node allows."""
+
+    code = "transport.body_too_slow"
+    hint = "A slow sender may retry; a deliberately slow one (slowloris) is cut off."
+
+
 class TransportUnreachable(TransportError):
     """The peer's endpoint did not answer."""
 

@@ -1,4 +1,5 @@
-"""SECURITY.md names a test for every property; this fails if a named test does not exist."""
+"""SECURITY.md names a test for every property and every attack; a claim without one, or naming a
+test that does not exist, fails the suite."""
 
 from __future__ import annotations
 
@@ -22,15 +23,28 @@ def _property_rows() -> list[str]:
     return [line for line in text.splitlines() if re.match(r"\| \d+ \|", line)]
 
 
+def _attack_rows() -> list[str]:
+    """The rows of the attack table: the tests are in its third column, like the properties."""
+    text = (ROOT / "SECURITY.md").read_text("utf-8")
+    section = text.split("## Attack table", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ")]
+    return [row for row in rows[1:] if not row.startswith("|---")]  # no header, no rule
+
+
+def _claims() -> list[str]:
+    return [*_property_rows(), *_attack_rows()]
+
+
 def test_every_property_names_at_least_one_test() -> None:
     rows = _property_rows()
     assert len(rows) >= 15
-    for row in rows:
-        assert re.search(r"`[^`]*\.py", row), f"no test named in: {row[:80]}"
+    assert len(_attack_rows()) >= 15
+    for row in _claims():
+        assert re.search(r"`[^`]*\.py", row.split("|")[3]), f"no test named in: {row[:80]}"
 
 
 def test_every_named_test_exists() -> None:
-    for row in _property_rows():
+    for row in _claims():
         current: Path | None = None
         for reference in re.findall(r"`([^`]+)`", row.split("|")[3]):
             file_part, _, name = reference.partition("::")

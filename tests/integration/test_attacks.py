@@ -17,6 +17,7 @@ import os
 import time
 from base64 import b64decode
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 
@@ -45,12 +46,15 @@ from protocol.signing import LABELS, sign
 from protocol.suites import Suite, hpke_seal
 from tests.integration.kit import (
     BR,
+    DELIVERY,
     FR,
     KE,
+    MEMBERS,
     outbound_state,
     post_raw,
     revoke_identity,
     snapshot,
+    start_federation,
     start_node,
     stop_node,
 )
@@ -532,3 +536,47 @@ async def test_restart_with_an_older_directory_file_is_refused(federation: Feder
     with pytest.raises(DirectoryRollback) as caught:
         Node.from_home(federation.home(BR), passphrase_for(BR))
     assert caught.value.code == "directory.rollback"
+
+
+async def test_key_compromise_impersonation(federation: Federation) -> None:
+    """KCI: KE steals BR's private prekey and tries to pass itself off to BR as FR.
+
+    Holding the recipient's decryption key lets KE seal to BR, but every signature BR checks is
+    FR's, which KE does not have: the envelope is refused before BR decrypts it.
+    """
+    fr, br, ke = (federation.nodes[a] for a in (FR, BR, KE))
+    now = int(time.time())
+    prekey = fr.directory.prekey_for(BR, now)
+    stolen = br.keystore.receiver_prekey(prekey.id)
+    assert stolen is not None and stolen.private_raw  # the attacker holds BR's private prekey
+    h = header(sender=FR, sender_key=fr.keystore.identity.key_id, recipient=BR,
+               prekey=prekey.id, suite=prekey.suite, created=now, expires=now + 600)
+    body = frame(h.encode(), b"text/plain", b"FR asks for the freeze to be lifted")
+    package = body + sign(ke.keystore.identity.seed, LABELS["envelope-inner"], body)
+    data = assemble(h.encode(), package, suite=prekey.suite, seal_to=prekey.public_raw,
+                    sender_seed=ke.keystore.identity.seed)
+    await refused(federation, BR, data, "envelope.signature_invalid", 403)
+
+
+async def test_a_body_trickled_in_slowly_is_cut_off(tmp_path: Path) -> None:
+    """Slowloris: a client that sends its body a byte at a time is refused once the body
+    timeout passes, with a signed receipt, and nothing is stored."""
+    fed = await start_federation(tmp_path, MEMBERS, delivery={**DELIVERY, "body_timeout": 1.0})
+    try:
+        br = fed.nodes[BR]
+        genuine = envelope_from(fed, FR, BR).envelope
+        before = await snapshot(br)
+
+        async def trickle() -> AsyncIterator[bytes]:
+            for byte in genuine[:40]:
+                yield bytes([byte])
+                await asyncio.sleep(0.1)
+
+        started = time.monotonic()
+        status, receipt = await post_raw(fed.nodes[FR].directory, BR, trickle())
+        assert (status, receipt.code) == (408, "transport.body_too_slow")
+        assert time.monotonic() - started < 3.5
+        assert await snapshot(br) == before
+        await accepted(fed, BR, genuine)  # a sender at a normal pace still gets through
+    finally:
+        await fed.stop()

@@ -8,6 +8,7 @@ script can act on the code and a person can read the rest.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import dataclasses
@@ -33,6 +34,7 @@ __all__ = ["OPERATOR", "RECEIVER", "local_application"]
 
 # Who is calling: the operator's token does everything; the designated receiver's token reads
 # spontaneous information before its conditions are accepted, and answers them.
+MAX_SEND_MANY = 1000
 OPERATOR = "operator"
 RECEIVER = "designated-receiver"
 PRINCIPAL = web.RequestKey("principal", str)
@@ -199,6 +201,29 @@ def local_application(node: Node, token: str, receiver_token: str | None = None)
         record = await node.submit(_draft_from(body))
         return web.json_response(outbound_json(record), status=202)
 
+    async def send_many(request: web.Request) -> web.Response:
+        """Many messages in one call, for tools that queue in bulk: one answer per message.
+
+        They are submitted together, so they share commits; each succeeds or fails alone, and
+        a failure is reported in its place with its code.
+        """
+        body = await _json_body(request)
+        items = body.get("messages")
+        if not isinstance(items, list) or not 1 <= len(items) <= MAX_SEND_MANY:
+            raise ApiBadRequest(f"messages must be a list of 1 to {MAX_SEND_MANY} messages")
+        drafts = [_draft_from(item) for item in items]  # all well-formed, or none is queued
+        results = await asyncio.gather(*(node.submit(d) for d in drafts),
+                                       return_exceptions=True)
+        answers: list[dict[str, Any]] = []
+        for result in results:
+            if isinstance(result, RogatoryError):
+                answers.append({"error": {"code": result.code, "message": result.message}})
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                answers.append(outbound_json(result))
+        return web.json_response({"results": answers}, status=207)
+
     async def messages(request: web.Request) -> web.Response:
         direction = request.query.get("direction", "in")
         try:
@@ -309,6 +334,7 @@ def local_application(node: Node, token: str, receiver_token: str | None = None)
     app.router.add_get("/api/v1/audit/checkpoint", checkpoint)
     app.router.add_get("/api/v1/status", status)
     app.router.add_post("/api/v1/messages", send)
+    app.router.add_post("/api/v1/messages/batch", send_many)
     app.router.add_get("/api/v1/messages", messages)
     app.router.add_get("/api/v1/messages/{id}", message)
     app.router.add_get("/api/v1/messages/{id}/attachments/{index}", attachment)

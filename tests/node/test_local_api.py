@@ -214,3 +214,31 @@ async def test_a_directory_adopted_through_the_api_survives_a_restart(
         pytest.fail(f"restart refused: {exc}")
     assert restarted.directory.serial == 2
     assert restarted.config.directory_path.read_bytes() == restarted.directory.file
+
+
+async def test_many_messages_in_one_call_each_answered_in_its_place(pair: Federation) -> None:
+    fr = pair.nodes[FR]
+    ok = {"to": BR, "kind": "request", "payload": "bulk"}
+    # An outcome for a case never acknowledged: refused alone, nothing of it stored.
+    bad = {"to": BR, "kind": "outcome", "payload": "done", "case": "NEVER-SENT"}
+    before = await snapshot(fr)
+    status, answer = await call(fr, "POST", "/messages/batch",
+                                body=json.dumps({"messages": [ok, bad, ok]}).encode())
+    assert status == 207
+    first, refused, third = answer["results"]
+    assert refused == {"error": {"code": "case.transition_invalid",
+                                 "message": refused["error"]["message"]}}
+    assert first["id"] != third["id"]
+    for queued in (first, third):
+        await outbound_state(fr, queued["id"], lambda r: r.state == "delivered")
+    after = await snapshot(fr)
+    assert after["messages_out"] == before["messages_out"] + 2
+
+    # A malformed item refuses the whole call before anything is queued.
+    status, answer = await call(fr, "POST", "/messages/batch",
+                                body=json.dumps({"messages": [ok, {"kind": "request"}]}).encode())
+    assert (status, error_code(answer)) == (400, "api.bad_request")
+    status, answer = await call(fr, "POST", "/messages/batch",
+                                body=json.dumps({"messages": []}).encode())
+    assert (status, error_code(answer)) == (400, "api.bad_request")
+    assert (await snapshot(fr))["messages_out"] == after["messages_out"]

@@ -214,7 +214,10 @@ def parse_receipt(data: bytes) -> Receipt:
         raise ReceiptMalformed("unsupported receipt version")
     body = reader.framed(limit=MAX_BODY)
     signature = reader.fixed(SIGNATURE_LENGTH)
-    proof = reader.framed(limit=MAX_PROOF) if reader.remaining() else b""
+    trailing = reader.remaining() > 0
+    proof = reader.framed(limit=MAX_PROOF) if trailing else b""
+    if trailing and not proof:
+        raise ReceiptMalformed("an empty log-proof frame; leave it out instead")
     reader.end()
     try:
         obj = parse_canonical_json(body)

@@ -64,22 +64,27 @@ def peer_application(
     body_timeout: float = 60.0,
     routes: list[web.RouteDef] | None = None,
 ) -> web.Application:
-    async def too_slow(exc: TransportBodyTooSlow) -> web.Response:
-        assert refuse is not None
-        response = _answer(await refuse(exc, None))
-        response.force_close()  # the rest of the body is never read
-        return response
+    async def read_body(request: web.Request) -> bytes | web.Response:
+        """The whole body, or the signed refusal to answer instead (too slow, too large).
 
-    async def post_envelope(request: web.Request) -> web.Response:
+        A refused body is never read to its end, so the connection is not reused.
+        """
         try:
             body = await _read_limited(request, max_body, body_timeout)
         except TransportBodyTooSlow as exc:
-            return await too_slow(exc)
-        if body is None:
+            assert refuse is not None
+            response = _answer(await refuse(exc, None))
+        else:
+            if body is not None:
+                return body
             response = _answer(await too_large())
-            # The rest of the body is never read; tell the client not to reuse the connection.
-            response.force_close()
-            return response
+        response.force_close()
+        return response
+
+    async def post_envelope(request: web.Request) -> web.Response:
+        body = await read_body(request)
+        if isinstance(body, web.Response):
+            return body
         return _answer(await accept(body))
 
     async def post_batch(request: web.Request) -> web.Response:
@@ -88,14 +93,9 @@ def peer_application(
         A body that is not a sequence of frames is refused as a whole with one signed receipt,
         as a single malformed envelope would be.
         """
-        try:
-            body = await _read_limited(request, max_body, body_timeout)
-        except TransportBodyTooSlow as exc:
-            return await too_slow(exc)
-        if body is None:
-            response = _answer(await too_large())
-            response.force_close()
-            return response
+        body = await read_body(request)
+        if isinstance(body, web.Response):
+            return body
         try:
             reader = Reader(body, EnvelopeMalformed)
             envelopes = []

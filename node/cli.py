@@ -104,6 +104,78 @@ def _home(args: argparse.Namespace) -> Path:
     return Path(args.home).expanduser()
 
 
+# --- web users -----------------------------------------------------------------------------
+
+USER_PASSWORD_ENV = "ROGATORY_USER_PASSWORD"
+
+
+def _user_book(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The node's store, opened directly: users are managed on the node's machine."""
+    from node.store import Store
+
+    config = load_config(_home(args))
+    store = Store(config.database_path)
+    store.users.max_failures, store.users.lockout = config.web_max_failures, config.web_lockout
+    return store, store.users
+
+
+def _user_password() -> str:
+    value = os.environ.get(USER_PASSWORD_ENV, "")
+    if value:
+        return value
+    if not sys.stdin.isatty():
+        raise KeystorePassphraseMissing(f"set {USER_PASSWORD_ENV} or run from a terminal")
+    first = getpass.getpass("Password for the user: ")
+    if getpass.getpass("Again: ") != first:
+        raise KeystorePassphraseMissing("the two passwords differ")
+    return first
+
+
+def cmd_user_add(args: argparse.Namespace) -> None:
+    from node.users import Role
+
+    store, users = _user_book(args)
+    try:
+        with store.transaction():
+            account = users.add(args.name, Role(args.role), _user_password(),
+                                display_name=args.display_name, now=int(time.time()))
+    finally:
+        store.close()
+    print(f"added {account.name} ({account.display_name}), {account.role.value}")
+
+
+def cmd_user_list(args: argparse.Namespace) -> None:
+    store, users = _user_book(args)
+    try:
+        now = int(time.time())
+        for account in users.accounts():
+            locked = f"  locked until {_when(account.locked_until)}" \
+                if account.locked_until > now else ""
+            print(f"{account.name:24} {account.role.value:14} {account.display_name}{locked}")
+    finally:
+        store.close()
+
+
+def cmd_user_unlock(args: argparse.Namespace) -> None:
+    store, users = _user_book(args)
+    try:
+        with store.transaction():
+            users.unlock(args.name)
+    finally:
+        store.close()
+    print(f"unlocked {args.name}")
+
+
+def cmd_user_password(args: argparse.Namespace) -> None:
+    store, users = _user_book(args)
+    try:
+        with store.transaction():
+            users.set_password(args.name, _user_password())
+    finally:
+        store.close()
+    print(f"new password set for {args.name}; their sessions are closed")
+
+
 # --- init, serve, keys --------------------------------------------------------------------
 
 
@@ -121,7 +193,7 @@ def cmd_init(args: argparse.Namespace) -> None:
         _home(args), authority=args.authority, name=args.name,
         passphrase=passphrase(PASSPHRASE_ENV, confirm=True), now=int(time.time()),
         peer_host=args.host, peer_port=args.peer_port, api_port=args.api_port,
-        tls=not args.plain_http, secretariat=tuple(args.secretariat),
+        web_port=args.web_port, tls=not args.plain_http, secretariat=tuple(args.secretariat),
         threshold=args.threshold, profile={k: v for k, v in profile.items() if v},
         suite=Suite.from_name(args.suite),
     )
@@ -131,6 +203,9 @@ def cmd_init(args: argparse.Namespace) -> None:
     print(f"  endpoint      {signed.record.endpoint}")
     print(f"  TLS pin       {signed.record.tls_fingerprint or '(plain HTTP)'}")
     print(f"  record        {config.record_path}  <- send this to the secretariat")
+    if config.web_enabled:
+        print(f"  web interface http://{config.web_host}:{config.web_port}/ "
+              "(add users with `rogatory user add`)")
     if not args.secretariat:
         print("  note: no secretariat keys pinned yet; add them to rogatory.toml [directory]")
 
@@ -147,8 +222,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        web = (f", web interface on http://{node.config.web_host}:{node.web_port}/"
+               if node.web_port else "")
         print(f"{node.authority} serving peers on port {node.peer_port}, "
-              f"local API on port {node.api_port}", flush=True)
+              f"local API on port {node.api_port}{web}", flush=True)
         await stop.wait()
         await node.stop()
 
@@ -716,6 +793,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--peer-port", type=int, default=8443)
     p.add_argument("--api-port", type=int, default=8080)
+    p.add_argument("--web-port", type=int, default=None,
+                   help="serve the caseworkers' web interface on this loopback port")
     p.add_argument("--plain-http", action="store_true", help="no TLS (debugging only)")
     p.add_argument("--secretariat", action="append", default=[], help="pinned key (repeat)")
     p.add_argument("--threshold", type=int, default=1)
@@ -727,6 +806,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--time-zone", default="UTC")
 
     command("serve", cmd_serve, "run the node (peer endpoint, local API, delivery)")
+
+    user = sub.add_parser("user", help="the web interface's users (on the node's machine)")
+    usub = user.add_subparsers(dest="sub", required=True)
+    p = command("add", cmd_user_add, "add a user; the password comes from "
+                f"${USER_PASSWORD_ENV} or a prompt", usub)
+    p.add_argument("name", help="login name: a-z, 0-9, '.', '_', '-'")
+    p.add_argument("--role", required=True, choices=["caseworker", "head-of-unit", "auditor"])
+    p.add_argument("--display-name", default="")
+    command("list", cmd_user_list, "list the users and their roles", usub)
+    p = command("unlock", cmd_user_unlock, "end a lockout after failed sign-ins", usub)
+    p.add_argument("name")
+    p = command("password", cmd_user_password, "set a new password (closes sessions)", usub)
+    p.add_argument("name")
     command("status", cmd_status, "a running node's counters")
 
     p = command("send", cmd_send, "queue a message to another authority")

@@ -17,6 +17,14 @@ Example (what ``rogatory init`` writes)::
     host = "127.0.0.1"
     port = 8080
 
+    [web]                        # the caseworkers' web interface, on the local side only
+    enabled = true
+    host = "127.0.0.1"
+    port = 8090
+    max_failures = 5             # wrong passwords in a row that lock an account
+    lockout = 900                # for this many seconds
+    session_idle = 1800          # a session unused this long ends
+
     [directory]
     file = "directory.json"
     secretariat = ["rogatory-secretariat-…", "rogatory-secretariat-…", "rogatory-secretariat-…"]
@@ -69,6 +77,12 @@ class NodeConfig:
     body_timeout: float = 60.0  # seconds for a whole request body (not attachment uploads)
     api_host: str = "127.0.0.1"
     api_port: int = 8080
+    web_enabled: bool = False
+    web_host: str = "127.0.0.1"
+    web_port: int = 8090
+    web_max_failures: int = 5
+    web_lockout: int = 900
+    web_session_idle: int = 1800
     directory_file: str = "directory.json"
     secretariat: tuple[str, ...] = field(default_factory=tuple)
     threshold: int = 1
@@ -159,6 +173,7 @@ def load_config(home: Path) -> NodeConfig:
     secrets = _section(data, "secrets")
     audit = _section(data, "audit")
     cases = _section(data, "cases")
+    web = _section(data, "web")
     defaults = NodeConfig(home=home, authority="")
     secretariat = directory.get("secretariat", [])
     if not isinstance(secretariat, list) or not all(isinstance(s, str) for s in secretariat):
@@ -174,6 +189,12 @@ def load_config(home: Path) -> NodeConfig:
         body_timeout=_typed(peer, "body_timeout", float, defaults.body_timeout),
         api_host=_typed(local, "host", str, defaults.api_host),
         api_port=_typed(local, "port", int, defaults.api_port),
+        web_enabled=_typed(web, "enabled", bool, defaults.web_enabled),
+        web_host=_typed(web, "host", str, defaults.web_host),
+        web_port=_typed(web, "port", int, defaults.web_port),
+        web_max_failures=_typed(web, "max_failures", int, defaults.web_max_failures),
+        web_lockout=_typed(web, "lockout", int, defaults.web_lockout),
+        web_session_idle=_typed(web, "session_idle", int, defaults.web_session_idle),
         directory_file=_typed(directory, "file", str, defaults.directory_file),
         secretariat=tuple(secretariat),
         threshold=_typed(directory, "threshold", int, 1),
@@ -190,6 +211,11 @@ def load_config(home: Path) -> NodeConfig:
     )
     if not config.authority:
         raise ConfigError("[authority] id is required")
+    if config.web_enabled and (config.web_host, config.web_port) in (
+            (config.peer_host, config.peer_port), (config.api_host, config.api_port)):
+        raise ConfigError("[web] needs its own port: never the peer endpoint's or the API's")
+    if min(config.web_max_failures, config.web_lockout, config.web_session_idle) < 1:
+        raise ConfigError("[web] max_failures, lockout and session_idle must be positive")
     if config.threshold < 1 or config.threshold > max(1, len(config.secretariat)):
         raise ConfigError("directory.threshold must be between 1 and the number of keys")
     try:
@@ -225,6 +251,9 @@ def render_config(config: NodeConfig) -> str:
             "body_timeout": config.body_timeout,
         },
         "local": {"host": config.api_host, "port": config.api_port},
+        "web": {"enabled": config.web_enabled, "host": config.web_host, "port": config.web_port,
+                "max_failures": config.web_max_failures, "lockout": config.web_lockout,
+                "session_idle": config.web_session_idle},
         "directory": {
             "file": config.directory_file,
             "secretariat": list(config.secretariat),

@@ -70,6 +70,7 @@ class Federation:
         now: int | None = None,
         delivery: dict[str, Any] | None = None,
         keystore_limits: dict[str, int] | None = None,
+        web: bool = False,
     ) -> Federation:
         now = int(time.time()) if now is None else now
         secretariat = [IdentityKey.generate() for _ in range(secretariat_size)]
@@ -81,6 +82,7 @@ class Federation:
                 home, authority=member.authority, name=member.name,
                 passphrase=passphrase_for(member.authority), now=now,
                 peer_port=free_port(), api_port=free_port(), tls=tls,
+                web_port=free_port() if web else None,
                 secretariat=pinned, threshold=threshold, profile=member.profile,
                 keystore_limits=FAST_KEYSTORE if keystore_limits is None else keystore_limits,
                 delivery=delivery,

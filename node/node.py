@@ -46,8 +46,9 @@ from node.log_api import log_routes
 from node.outbound import UPLOAD_PIECE, DeliveryWorker, Draft, compose, sent_entry
 from node.peer_api import peer_application
 from node.spontaneous import ACCEPTED
-from node.store import OutboundRecord, Store
+from node.store import InboundRecord, OutboundRecord, Store
 from node.tls import server_context
+from node.users import Session
 from node.witness import Alarm, Witness, WitnessStore
 from protocol.attachment import (
     MAX_ATTACHMENTS,
@@ -141,6 +142,7 @@ class Node:
         self._runners: list[web.AppRunner] = []
         self.peer_port = 0
         self.api_port = 0
+        self.web_port = 0
 
     @classmethod
     def from_home(cls, home: Path, passphrase: bytes, **kwargs: Any) -> Node:
@@ -266,6 +268,11 @@ class Node:
         local = local_application(self, self._api_token, self._receiver_token)
         self.api_port = await self._site(local, self.config.api_host, self.config.api_port,
                                          False)
+        if self.config.web_enabled:
+            from node.web.app import web_application
+
+            self.web_port = await self._site(web_application(self), self.config.web_host,
+                                             self.config.web_port, False)
         await self.worker.start()
         await self.witness.start()
         log.info("%s listening for peers on %s:%d, local API on %s:%d", self.authority,
@@ -698,13 +705,73 @@ class Node:
             counterpart = found[0] if found else ""
         return await self.call(self.store.cases.case, case_ref, counterpart, int(self.clock()))
 
+    # --- the web interface's users -------------------------------------------------------
+
+    async def sign_in(self, name: str, password: str) -> str:
+        """Check a password and open a session; every attempt is in the audit log.
+
+        The slow hash runs on a crypto thread so the store thread keeps committing meanwhile;
+        the attempt is counted, logged and (on success) the session opened in one transaction.
+        """
+        users = self.store.users
+        stored = await self.call(users.password_hash, name)
+        good = await asyncio.get_running_loop().run_in_executor(
+            self._crypto, users.verify_password, stored, password)
+
+        def record() -> tuple[str, str]:
+            now = int(self.clock())
+            with self.store.transaction():
+                user, outcome = users.record_attempt(name, good, now)
+                self.store.audit.append(EntryType.USER_LOGIN.value, encode_entry(
+                    EntryType.USER_LOGIN, {"user": user, "outcome": outcome, "at": now}), now)
+                token = users.open_session(user, now) if outcome == "success" else ""
+            return token, outcome
+
+        token, outcome = await self.call(record)
+        users.refuse(outcome)
+        return token
+
+    async def web_session(self, token: str) -> Session:
+        def touch() -> Session:
+            with self.store.transaction():
+                return self.store.users.session(token, int(self.clock()))
+        return await self.call(touch)
+
+    async def sign_out(self, token: str) -> None:
+        def close() -> None:
+            with self.store.transaction():
+                self.store.users.close_session(token)
+        await self.call(close)
+
+    async def log_tail(self, count: int = 50) -> list[dict[str, Any]]:
+        """The newest audit log entries, parsed, newest first: what the audit page lists."""
+        def read() -> list[dict[str, Any]]:
+            size = self.store.audit.size()
+            start = max(0, size - count)
+            shown = []
+            for offset, entry in enumerate(self.store.audit.entries(start, size)):
+                entry_type, fields = parse_entry(entry)
+                shown.append({"index": start + offset, "type": entry_type.value, **fields})
+            return shown[::-1]
+        return await self.call(read)
+
+    async def witnessed(self) -> list[dict[str, Any]]:
+        """The peers' logs this node witnesses: the newest checkpoint it holds of each."""
+        def read() -> list[dict[str, Any]]:
+            rows = self.store.db.execute(
+                "SELECT authority, size, root, at FROM witness_views ORDER BY authority")
+            return [{"authority": r[0], "size": r[1], "root": bytes(r[2]).hex(), "at": r[3]}
+                    for r in rows.fetchall()]
+        return await self.call(read)
+
     async def read_message(self, message_id: str,
-                           principal: str = OPERATOR) -> dict[str, Any]:
+                           principal: str = OPERATOR, by: str = "") -> dict[str, Any]:
         """A message in either direction, with its payload from the archive.
 
         The first reading of a received message sends its sender a signed retrieval receipt.
         Spontaneous information whose conditions are not accepted shows only its conditions,
-        except to the designated receiver.
+        except to the designated receiver. Every showing of a received message's content is
+        in the audit log, with who was shown it (``by``: ``user:<name>``, else the token).
         """
         try:
             inbound = await self.call(self.store.inbound_by_id, message_id)
@@ -730,19 +797,30 @@ class Node:
                 return {**inbound_json(inbound), "withheld": True,
                         "conditions": message.conditions.to_json(),
                         "conditions_state": state}
+        await self._log_opening(inbound, by or f"token:{principal}")
         if inbound.opened_at is None:
             await self._retrieval_receipt(inbound.envelope_hash, inbound.message_id,
                                           inbound.sender, inbound.case_ref, inbound.kind)
         return shown
 
+    async def _log_opening(self, inbound: InboundRecord, by: str) -> None:
+        def append() -> None:
+            now = int(self.clock())
+            with self.store.transaction():
+                self.store.audit.append(EntryType.PACKAGE_OPENED.value, encode_entry(
+                    EntryType.PACKAGE_OPENED,
+                    {"envelope": inbound.envelope_hash, "id": inbound.message_id,
+                     "from": inbound.sender, "by": by, "at": now}), now)
+        await self.call(append)
+
     async def attachment(self, message_id: str, index: int, principal: str = OPERATOR,
-                         ) -> tuple[AttachmentSpec, AsyncIterator[bytes]]:
+                         by: str = "") -> tuple[AttachmentSpec, AsyncIterator[bytes]]:
         """An attachment's manifest entry and its plaintext, decrypted as it is read.
 
         Reading it is reading the message: withheld spontaneous information stays withheld,
         and the first reading sends the retrieval receipt.
         """
-        shown = await self.read_message(message_id, principal)
+        shown = await self.read_message(message_id, principal, by)
         if shown.get("withheld"):
             raise CaseContentWithheld(f"{message_id}: accept its conditions first")
         if shown["direction"] == "in":

@@ -61,6 +61,7 @@ def initialise_node(
     peer_host: str = "127.0.0.1",
     peer_port: int = 8443,
     api_port: int = 8080,
+    web_port: int | None = None,
     tls: bool = True,
     secretariat: tuple[str, ...] = (),
     threshold: int = 1,
@@ -77,6 +78,7 @@ def initialise_node(
     config = NodeConfig(
         home=home.resolve(), authority=authority, peer_host=peer_host, peer_port=peer_port,
         tls=tls, api_port=api_port, secretariat=secretariat, threshold=threshold,
+        web_enabled=web_port is not None, web_port=8090 if web_port is None else web_port,
         **(delivery or {}),
     )
     keystore = KeyStore.create(config.keystore_path, passphrase, authority, now, suite=suite,

@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import csv
 import datetime
+import io
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import median
@@ -40,6 +41,7 @@ from protocol.errors import ApiBadRequest, StoreError
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = [
     "DIMENSIONS",
@@ -449,8 +451,6 @@ def draw_charts(stats: Statistics, directory: Path, fmt: str = "png") -> list[Pa
     """
     if fmt not in ("png", "svg"):
         raise ApiBadRequest(f"chart format must be png or svg, not {fmt!r}")
-    from matplotlib.figure import Figure
-
     directory.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
 
@@ -459,6 +459,26 @@ def draw_charts(stats: Statistics, directory: Path, fmt: str = "png") -> list[Pa
         fig.savefig(path, format=fmt, dpi=120,
                     metadata={"Date": None} if fmt == "svg" else None)
         written.append(path)
+
+    _draw(stats, save)
+    return written
+
+
+def svg_charts(stats: Statistics) -> list[tuple[str, str]]:
+    """The same charts as SVG text, for the web interface's statistics page."""
+    drawn: list[tuple[str, str]] = []
+
+    def keep(fig: Figure, name: str) -> None:
+        out = io.StringIO()
+        fig.savefig(out, format="svg", metadata={"Date": None})
+        drawn.append((name, out.getvalue()))
+
+    _draw(stats, keep)
+    return drawn
+
+
+def _draw(stats: Statistics, save: Callable[[Figure, str], None]) -> None:
+    from matplotlib.figure import Figure
 
     def horizontal(dimension: str, name: str, title: str, axis: str) -> None:
         rows = _rows(stats, dimension)[:_TOP]
@@ -521,4 +541,3 @@ def draw_charts(stats: Statistics, directory: Path, fmt: str = "png") -> list[Pa
         ax.set_title(_heading(stats, "Time to execution of executed requests"))
         fig.legend(frameon=False, loc="outside lower center", ncols=len(spread))
         save(fig, "time_to_execution")
-    return written

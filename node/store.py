@@ -24,6 +24,7 @@ from node.audit_log import AuditLog
 from node.cases import CaseBook
 from node.spontaneous import SpontaneousBook
 from node.statements import insert
+from node.users import UserBook
 from protocol.errors import StoreNotFound
 
 __all__ = ["InboundRecord", "LogEntry", "OutboundRecord", "Store"]
@@ -87,6 +88,7 @@ class Store:
         self.audit = AuditLog(self.db)
         self.cases = CaseBook(self.db)
         self.spontaneous = SpontaneousBook(self.db)
+        self.users = UserBook(self.db)
 
     def close(self) -> None:
         self.db.conn.close()

@@ -18,7 +18,8 @@ the sentence shown to people; ``hint`` says what to do about it.
     ├── TransportError           transport.*  HTTP between nodes
     ├── StoreError               store.*      the node's database
     ├── ConfigError              config.*     the node's TOML configuration
-    └── ApiError                 api.*        the local API for the authority's own users
+    ├── ApiError                 api.*        the local API for the authority's own tools
+    └── WebError                 web.*        the web interface for the authority's own users
 
 Lower-layer exceptions (``nacl``, ``cryptography``, ``json``, ``sqlite3``) are translated at the
 boundary with ``raise SomeError(...) from exc`` so callers only ever handle this tree.
@@ -55,6 +56,12 @@ __all__ = [
     "RogatoryError",
     "StoreError",
     "TransportError",
+    "WebCsrfInvalid",
+    "WebError",
+    "WebForbidden",
+    "WebLockedOut",
+    "WebLoginFailed",
+    "WebLoginRequired",
     "error_for_code",
 ]
 
@@ -645,6 +652,47 @@ class ApiBadRequest(ApiError):
     """The local API call was malformed."""
 
     code = "api.bad_request"
+
+
+class WebError(RogatoryError):
+    """The web interface refused the request."""
+
+    code = "web.refused"
+
+
+class WebLoginRequired(WebError):
+    """This page needs a signed-in user; the session is missing, expired or signed out."""
+
+    code = "web.login_required"
+    hint = "Sign in again."
+
+
+class WebLoginFailed(WebError):
+    """The user name or the password is wrong."""
+
+    code = "web.login_failed"
+    hint = "Check both; repeated failures lock the account for a while."
+
+
+class WebLockedOut(WebError):
+    """The account is locked after repeated failed sign-ins."""
+
+    code = "web.locked_out"
+    hint = "Wait until the lock ends, or ask an administrator to run `rogatory user unlock`."
+
+
+class WebCsrfInvalid(WebError):
+    """The form did not come from a page of this node for this session (cross-site request)."""
+
+    code = "web.csrf_invalid"
+    hint = "Reload the page and submit the form again."
+
+
+class WebForbidden(WebError):
+    """The signed-in user's role does not allow this."""
+
+    code = "web.forbidden"
+    hint = "Ask a user with the right role (caseworker, head of unit, auditor)."
 
 
 def _all_subclasses(cls: type[RogatoryError]) -> list[type[RogatoryError]]:

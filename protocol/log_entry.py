@@ -23,6 +23,7 @@ from protocol.receipt import Receipt
 
 __all__ = [
     "ENTRY_FIELDS",
+    "USER_NAME",
     "EntryType",
     "encode_entry",
     "log_origin",
@@ -36,6 +37,11 @@ MAX_ENTRY = 4096
 _HASH = re.compile(r"[0-9a-f]{64}")
 _CODE = re.compile(r"[a-z0-9_.]{0,64}")
 _KINDS = re.compile(r"[a-z-]{1,40}")
+USER_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+"""A web user's login name; also the pattern a log entry checks, so names never need escaping."""
+_READER = re.compile(r"(user|token):[a-z0-9][a-z0-9._-]{0,63}")
+_LOGIN_USER = re.compile(r"|[a-z0-9][a-z0-9._-]{0,63}")  # empty: a name no account has
+_OUTCOME = re.compile(r"success|failure|locked")
 
 
 class EntryType(enum.Enum):
@@ -45,6 +51,8 @@ class EntryType(enum.Enum):
     RECEIPT_RECEIVED = "receipt-received"
     DIRECTORY_ADOPTED = "directory-adopted"
     KEYS_ROTATED = "keys-rotated"
+    USER_LOGIN = "user-login"
+    PACKAGE_OPENED = "package-opened"
 
 
 def _time(value: object) -> bool:
@@ -77,6 +85,11 @@ ENTRY_FIELDS: dict[EntryType, dict[str, Any]] = {
                                  "code": _text(_CODE), "at": _time},
     EntryType.DIRECTORY_ADOPTED: {"serial": _time, "digest": _text(_HASH), "at": _time},
     EntryType.KEYS_ROTATED: {"identity": _text(KEY_ID), "prekeys": _key_ids, "at": _time},
+    EntryType.USER_LOGIN: {"user": _text(_LOGIN_USER), "outcome": _text(_OUTCOME),
+                           "at": _time},
+    EntryType.PACKAGE_OPENED: {"envelope": _text(_HASH), "id": _text(MESSAGE_ID),
+                               "from": _text(AUTHORITY_ID), "by": _text(_READER),
+                               "at": _time},
 }
 """Every entry type and the exact fields it carries (besides ``v`` and ``type``), with checks."""
 

@@ -865,14 +865,32 @@ def checkpoint_json(checkpoint: Checkpoint) -> Vector:
             "root_hex": checkpoint.root.hex()}
 
 
+def user_entries() -> list[tuple[EntryType, bytes]]:
+    """Entries of the web interface's users, kept out of the example log (and its proofs)."""
+    request = message_id("request-1")
+    fields: list[tuple[EntryType, dict[str, Any]]] = [
+        (EntryType.USER_LOGIN, {"user": "c.martin", "outcome": "success", "at": NOW + 30}),
+        (EntryType.PACKAGE_OPENED, {
+            "envelope": hashlib.sha256(b"rogatory/vectors/opened-envelope").hexdigest(),
+            "id": request, "from": XC.authority, "by": "user:c.martin", "at": NOW + 40}),
+    ]
+    return [(entry_type, encode_entry(entry_type, body)) for entry_type, body in fields]
+
+
 def log_entry_vector(entry_type: EntryType) -> Callable[[], Vector]:
     def build() -> Vector:
-        index, data = next((i, e) for i, (t, e) in enumerate(log_entries()) if t is entry_type)
+        found = [(i, e) for i, (t, e) in enumerate(log_entries()) if t is entry_type]
+        if found:
+            index, data = found[0]
+            where = f"entry {index} of XB:MOJ's example log"
+        else:
+            data = next(e for t, e in user_entries() if t is entry_type)
+            where = "not part of XB:MOJ's example log"
         body = json.loads(data)
         note = (" Built from the receipt's envelope, id, from, to and received alone, so the "
                 "sender can rebuild it." if entry_type is EntryType.ENVELOPE_RECEIVED else "")
-        return {"description": f"A {entry_type.value} audit log entry (entry {index} of "
-                "XB:MOJ's example log): canonical JSON with exactly this type's fields, and its "
+        return {"description": f"A {entry_type.value} audit log entry ({where}): canonical "
+                "JSON with exactly this type's fields, and its "
                 f"RFC 9162 leaf hash SHA-256(0x00 || entry).{note}",
                 "type": "log-entry", "entry_type": entry_type.value,
                 "fields": {k: v for k, v in body.items() if k not in ("v", "type")},

@@ -41,10 +41,13 @@ from multidict import MultiDict, MultiDictProxy
 
 from node.local_api import OPERATOR, RECEIVER
 from node.outbound import Draft
+from node.store import InboundRecord, OutboundRecord
 from node.users import Role, Session
 from node.web import request_form
 from node.web.i18n import load_translations
 from protocol.attachment import safe_name
+from protocol.case import CaseState, Direction, allowed_events
+from protocol.case import Role as CaseRole
 from protocol.case_message import CONTENT_TYPE as CASE_MESSAGE_TYPE
 from protocol.case_message import REFUSAL_GROUNDS, parse_case_message
 from protocol.errors import (
@@ -262,25 +265,28 @@ def web_application(node: Node, *, translations_folder: Path | None = None,
 
     async def message_list(request: web.Request, direction: str) -> web.Response:
         request[SESSION].require(*CASEWORK)
-        store = node.store
-        if direction == "in":
-            records = await node.call(store.inbound, 1000, 0)
-        else:
-            records = await node.call(store.outbound, 1000, 0)
         cases = {(c["case_ref"], c["counterpart"]): c for c in await node.cases()}
-        rows = []
-        for record in records:
-            counterpart = record.sender if direction == "in" else record.recipient  # type: ignore[union-attr]
+
+        def row(record: InboundRecord | OutboundRecord) -> dict[str, Any]:
+            if isinstance(record, InboundRecord):
+                counterpart, at, delivery, opened = (record.sender, record.received_at, "",
+                                                     record.opened_at)
+            else:
+                counterpart, at, delivery, opened = (record.recipient, record.created,
+                                                     record.state, None)
             case = cases.get((record.case_ref, counterpart))
-            rows.append({
-                "id": record.message_id, "counterpart": counterpart, "kind": record.kind,
-                "case": record.case_ref, "priority": record.priority,
-                "at": record.received_at if direction == "in" else record.created,  # type: ignore[union-attr]
-                "delivery": getattr(record, "state", ""),
-                "opened": getattr(record, "opened_at", None),
-                "case_state": case["state"] if case else "",
-                "overdue": bool(case and case["overdue"]),
-            })
+            return {"id": record.message_id, "counterpart": counterpart, "kind": record.kind,
+                    "case": record.case_ref, "priority": record.priority, "at": at,
+                    "delivery": delivery, "opened": opened,
+                    "case_state": case["state"] if case else "",
+                    "overdue": bool(case and case["overdue"])}
+
+        records: list[InboundRecord] | list[OutboundRecord]
+        if direction == "in":
+            records = await node.call(node.store.inbound, 1000, 0)
+        else:
+            records = await node.call(node.store.outbound, 1000, 0)
+        rows: list[dict[str, Any]] = [row(record) for record in records]
         chosen = filters_of(request)
         shown = [r for r in rows if matches(r, chosen)]
         return page(request, "messages.html", direction=direction, rows=shown,
@@ -472,7 +478,7 @@ def web_application(node: Node, *, translations_folder: Path | None = None,
             parsed = parse_receipt(receipt)
             key = node.directory.record(parsed.receiver).identity_key
             parsed.verify(key)
-            return {"state": "verified", "status": parsed.status, "code": parsed.code,
+            return {"state": "verified", "status": parsed.status.value, "code": parsed.code,
                     "by": parsed.receiver, "at": parsed.received, "digest": parsed.digest}
         except RogatoryError as exc:
             return {"state": "invalid", "code": exc.code, "message": exc.message}
@@ -501,8 +507,11 @@ def web_application(node: Node, *, translations_folder: Path | None = None,
                 except StoreNotFound:
                     pass
             timeline.append(shown)
+        allowed = {event.kind for event in allowed_events(
+            CaseState.from_name(found["state"]), CaseRole(found["role"]))
+            if event.direction is Direction.SENT}
         return page(request, "case.html", case=found, timeline=timeline,
-                    replies=_CASE_REPLIES, grounds=REFUSAL_GROUNDS,
+                    replies=[k for k in _CASE_REPLIES if k in allowed], grounds=REFUSAL_GROUNDS,
                     sent=request.query.get("sent", ""))
 
     def reply_fields(kind: Kind, data: MultiDictProxy[Any]) -> dict[str, Any]:

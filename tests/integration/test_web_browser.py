@@ -27,7 +27,6 @@ from node.federation import Federation, Member
 from node.node import Node
 from node.users import Role
 from protocol.log_entry import EntryType, parse_entry
-
 from tests.integration.kit import DELIVERY
 
 pytestmark = pytest.mark.slow
@@ -108,9 +107,9 @@ def base(node: Node) -> str:
     return f"http://127.0.0.1:{node.web_port}"
 
 
-async def shot(page: Page, name: str) -> None:
+async def shot(page: Page, name: str, *, full_page: bool = True) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full_page)
 
 
 async def sign_in(browser: Browser, node: Node, user: str) -> tuple[BrowserContext, Page]:
@@ -190,7 +189,10 @@ async def test_draft_send_receive_acknowledge_in_the_browser(
     await claire.locator('[id="language"]').fill("en")
     await expect(claire.locator("#language-problem")).to_be_hidden()
     await claire.locator('[id="requesting_authority.reference"]').fill("BEPI 2026/0042")
-    await shot(claire, "request-draft-incomplete")
+    await expect(claire.locator(
+        '#missing-list li[data-field="requesting_authority.reference"]')).to_have_count(0)
+    await claire.evaluate("window.scrollTo(0, 0)")
+    await shot(claire, "request-draft-incomplete", full_page=False)
 
     # Sending an incomplete request without a recorded reason is refused, nothing is queued.
     await claire.locator("#send").click()
@@ -270,6 +272,16 @@ async def test_draft_send_receive_acknowledge_in_the_browser(
     await claire.goto(base(fr) + "/directory?language=pt")
     await expect(claire.locator("#authorities tbody tr")).to_have_count(1)
     await expect(claire.locator("#authorities")).to_contain_text(BR)
+    # The auditor's view after the exchange: Brasília's log witnessed, the openings logged.
+    audit_context, auditor = await sign_in(browser, fr, "auditeur")
+
+    async def witnessed() -> bool:
+        await auditor.goto(base(fr) + "/audit")
+        return BR in await auditor.locator("#witnessed").inner_text()
+    await until(witnessed)
+    await expect(auditor.locator("#entries")).to_contain_text("package-opened")
+    await shot(auditor, "audit")
+    await audit_context.close()
     await paris.close()
     await brasilia.close()
 
@@ -320,7 +332,6 @@ async def test_audit_view_exports_a_bundle_that_verifies_and_pages_are_accessibl
     await auditor.goto(base(fr) + "/audit")
     await expect(auditor.locator("#checkpoint")).to_contain_text(f"rogatory/log/{FR}")
     await expect(auditor.locator("#entries")).to_contain_text("user-login")
-    await shot(auditor, "audit")
     async with auditor.expect_download() as info:
         await auditor.locator("#export-bundle").click()
     bundle = tmp_path / "bundle.json"

@@ -10,7 +10,9 @@ receipt, with a proof that the receiver logged it, which the sender verifies aga
 secretariat-signed directory. Then a replayed and a tampered envelope show what a receiving node
 does with them, and France's audit log is exported and verified offline, witnessed by its peers.
 
-Run it with ``rogatory demo`` (or ``python examples/three_authorities.py``).
+Run it with ``rogatory demo`` (or ``python examples/three_authorities.py``). With ``--web`` the
+three nodes keep running afterwards with their web interfaces on, and a caseworker, a head of
+unit and an auditor on each, until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import secrets
+import signal
 import sys
 import tempfile
 import time
@@ -139,10 +143,35 @@ async def post_raw(node: Node, target: Node, data: bytes) -> Receipt:
     return receipt.verify(node.directory.receiver_key(target.authority, receipt.receiver_key))
 
 
-async def scenario(root: Path) -> None:
+DEMO_USERS = (("caseworker", "caseworker"), ("head", "head-of-unit"), ("auditor", "auditor"))
+
+
+async def open_web(nodes: dict[str, Node]) -> None:
+    """Keep the nodes serving their web interfaces, with demo users, until interrupted."""
+    from node.users import Role
+
+    password = secrets.token_urlsafe(12)
+    say("The web interfaces (each node's own, on loopback):")
+    for authority, node in nodes.items():
+        def add(node: Node = node) -> None:
+            with node.store.transaction():
+                for name, role in DEMO_USERS:
+                    node.store.users.add(name, Role(role), password, now=int(time.time()))
+        await node.call(add)
+        say(f"  {authority:8} http://127.0.0.1:{node.web_port}/")
+    say(f"Sign in as {', '.join(n for n, _ in DEMO_USERS)}, each with the password {password}")
+    say("Ctrl-C stops the nodes.")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def scenario(root: Path, web: bool = False) -> None:
     say("Rogatory demo: three central authorities, one machine, no central relay")
     say("=" * 78)
-    federation = Federation.create(root, MEMBERS)
+    federation = Federation.create(root, MEMBERS, web=web)
     say(f"Secretariat: {len(federation.secretariat)} keys; directory serial "
         f"{federation.serial} signed by {federation.threshold} of them")
     nodes = await federation.start()
@@ -233,20 +262,25 @@ async def scenario(root: Path) -> None:
             say(f"  {authority:8} received {status['inbound']}, sent {status['outbound']}, "
                 f"pending {status['pending']}")
         say("Every receipt verified against the secretariat-signed directory.")
+        if web:
+            say()
+            await open_web(nodes)
     finally:
         await federation.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if args:
-        root = Path(args[0])
+    web = "--web" in args
+    folders = [a for a in args if a != "--web"]
+    if folders:
+        root = Path(folders[0])
         root.mkdir(parents=True, exist_ok=True)
-        asyncio.run(scenario(root))
+        asyncio.run(scenario(root, web))
         say(f"Node folders kept in {root}")
         return 0
     with tempfile.TemporaryDirectory(prefix="rogatory-demo-") as tmp:
-        asyncio.run(scenario(Path(tmp)))
+        asyncio.run(scenario(Path(tmp), web))
     return 0
 
 

@@ -767,7 +767,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
     script = Path(__file__).resolve().parent.parent / "examples" / "three_authorities.py"
     if not script.exists():
         raise ConfigError(f"{script} not found; the demo runs from a source checkout")
-    sys.argv = [str(script), *([args.keep] if args.keep else [])]
+    sys.argv = [str(script), *([args.keep] if args.keep else []),
+                *(["--web"] if args.web else [])]
     runpy.run_path(str(script), run_name="__main__")
 
 
@@ -998,6 +999,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p = command("demo", cmd_demo, "three authorities exchanging on loopback", home=False)
     p.add_argument("--keep", help="keep the node folders here")
+    p.add_argument("--web", action="store_true",
+                   help="then keep the nodes running with their web interfaces, until Ctrl-C")
     return parser
 
 

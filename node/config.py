@@ -211,8 +211,9 @@ def load_config(home: Path) -> NodeConfig:
     )
     if not config.authority:
         raise ConfigError("[authority] id is required")
-    if config.web_enabled and (config.web_host, config.web_port) in (
-            (config.peer_host, config.peer_port), (config.api_host, config.api_port)):
+    if config.web_enabled and config.web_port in (config.peer_port, config.api_port):
+        # Compared by port alone: "localhost", "127.0.0.1" and "0.0.0.0" can all be the same
+        # socket, and the peer endpoint must never serve the interface.
         raise ConfigError("[web] needs its own port: never the peer endpoint's or the API's")
     if min(config.web_max_failures, config.web_lockout, config.web_session_idle) < 1:
         raise ConfigError("[web] max_failures, lockout and session_idle must be positive")

@@ -77,6 +77,7 @@ from protocol.errors import (
     RogatoryError,
     StoreNotFound,
     TransportBadResponse,
+    WebLoginRequired,
 )
 from protocol.kinds import Kind, Priority
 from protocol.log_entry import EntryType, encode_entry, log_origin, parse_entry
@@ -105,6 +106,9 @@ class Node:
         self._crypto = ThreadPoolExecutor(max_workers=self._crypto_threads,
                                           thread_name_prefix="crypto")
         self.store = Store(config.database_path)
+        users = self.store.users
+        users.max_failures, users.lockout = config.web_max_failures, config.web_lockout
+        users.idle = config.web_session_idle
         self.archive = ArchiveKey(keystore.storage_key)
         try:
             self._directory = self._load_directory()
@@ -732,10 +736,13 @@ class Node:
         return token
 
     async def web_session(self, token: str) -> Session:
-        def touch() -> Session:
+        def touch() -> Session | None:
             with self.store.transaction():
                 return self.store.users.session(token, int(self.clock()))
-        return await self.call(touch)
+        session = await self.call(touch)
+        if session is None:
+            raise WebLoginRequired("not signed in, or the session has ended")
+        return session
 
     async def sign_out(self, token: str) -> None:
         def close() -> None:

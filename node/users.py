@@ -30,7 +30,6 @@ from protocol.errors import (
     WebForbidden,
     WebLockedOut,
     WebLoginFailed,
-    WebLoginRequired,
 )
 from protocol.log_entry import USER_NAME
 
@@ -210,19 +209,23 @@ class UserBook:
                                          "last_seen": now})
         return token
 
-    def session(self, token: str, now: int) -> Session:
-        """The live session of this cookie value; using it keeps it alive."""
+    def session(self, token: str, now: int) -> Session | None:
+        """The live session of this cookie value (using it keeps it alive), else ``None``.
+
+        An expired session is deleted here and reported as ``None`` rather than raised, so the
+        caller's transaction commits the delete.
+        """
         if not token or len(token) > 100 or not token.isascii():
-            raise WebLoginRequired("not signed in")
+            return None
         row = self.db.execute(
             "SELECT s.user, u.role, u.display_name, s.csrf, s.created, s.last_seen "
             "FROM web_sessions s JOIN users u ON u.name = s.user WHERE s.token_hash = ?",
             [_digest(token)]).fetchone()
         if row is None:
-            raise WebLoginRequired("not signed in")
+            return None
         if row[5] < now - self.idle or row[4] < now - self.lifetime:
             self.db.execute("DELETE FROM web_sessions WHERE token_hash = ?", [_digest(token)])
-            raise WebLoginRequired("the session has expired")
+            return None
         self.db.execute("UPDATE web_sessions SET last_seen = ? WHERE token_hash = ?",
                         [now, _digest(token)])
         expires = min(now + self.idle, row[4] + self.lifetime)

@@ -33,7 +33,7 @@ import unicodedata
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import jinja2
 from aiohttp import BodyPartReader, web
@@ -145,7 +145,15 @@ def web_application(node: Node, *, translations_folder: Path | None = None,
 
     @web.middleware
     async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-        response = await handler(request)
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:  # redirects are raised: they need the headers too
+            secure(request, exc)
+            raise
+        secure(request, response)
+        return response
+
+    def secure(request: web.Request, response: web.StreamResponse) -> None:
         response.headers.setdefault(
             "Content-Security-Policy",
             "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -155,7 +163,6 @@ def web_application(node: Node, *, translations_folder: Path | None = None,
         response.headers.setdefault("X-Frame-Options", "DENY")
         if not request.path.startswith("/static/"):
             response.headers.setdefault("Cache-Control", "no-store")
-        return response
 
     def same_origin(request: web.Request) -> bool:
         """A form posted from another site is refused even before its token is looked at.
@@ -207,8 +214,13 @@ def web_application(node: Node, *, translations_folder: Path | None = None,
     # --- signing in and out -------------------------------------------------------------
 
     def safe_next(target: str) -> str:
-        return target if target.startswith("/") and not target.startswith("//") \
-            and "\\" not in target else "/"
+        """Only a path on this site; browsers drop tabs and newlines, so none is allowed."""
+        parts = urlsplit(target)
+        if (not target.startswith("/") or target.startswith("//") or "\\" in target
+                or parts.scheme or parts.netloc
+                or any(c.isspace() or not c.isprintable() for c in target)):
+            return "/"
+        return target
 
     async def login_form(request: web.Request) -> web.Response:
         # Kept while the cookie lives, so two sign-in tabs (or a redirected favicon) do not
@@ -372,8 +384,10 @@ def web_application(node: Node, *, translations_folder: Path | None = None,
         first = await reader.next()
         if not isinstance(first, BodyPartReader) or first.name != "csrf":
             raise WebCsrfInvalid("the form's anti-forgery token must come first")
-        _same_token((await first.read(decode=True)).decode("utf-8", "replace"),
-                    request[SESSION].csrf)
+        token = await first.read_chunk(256)
+        if await first.read_chunk(1):
+            raise WebCsrfInvalid("the form's anti-forgery token is too long")
+        _same_token(token.decode("utf-8", "replace"), request[SESSION].csrf)
         while (part := await reader.next()) is not None:
             if not isinstance(part, BodyPartReader):
                 raise ApiBadRequest("nested multipart bodies are not accepted")
@@ -412,7 +426,7 @@ def web_application(node: Node, *, translations_folder: Path | None = None,
             if form not in FORMS:
                 raise ApiBadRequest(f"unknown form {form!r}")
             to = str(data.get("to", ""))
-            action = str(data.get("action", "check"))
+            action = str(data.get(request_form.ACTION, "check"))
             override = str(data.get("override_reason", "")).strip()
             value = request_form.package_from_form(form, data)
             try:
@@ -516,14 +530,14 @@ def web_application(node: Node, *, translations_folder: Path | None = None,
 
     def reply_fields(kind: Kind, data: MultiDictProxy[Any]) -> dict[str, Any]:
         def text(name: str) -> str:
-            return str(data.get(name, "")).strip()
+            return str(data.get(name, "")).replace("\r\n", "\n").strip()
 
         if kind is Kind.ACKNOWLEDGEMENT:
             return {"reference": text("reference"), "note": text("note")}
         if kind in (Kind.STATUS, Kind.ADDITIONAL_INFORMATION):
             return {"text": text("text")}
         if kind is Kind.ADDITIONAL_INFORMATION_REQUEST:
-            return {"questions": [q.strip() for q in text("questions").splitlines()
+            return {"questions": [q.strip() for q in text("questions").split("\n")
                                   if q.strip()]}
         if kind is Kind.POSTPONEMENT:
             return {"until": text("until"), "reason": text("reason")}
@@ -573,8 +587,9 @@ def web_application(node: Node, *, translations_folder: Path | None = None,
             content = {"type": "withheld"}
         elif content_type == REQUEST_TYPE:
             package = parse_request(payload)
-            content = {"type": "request", "fields": _flatten(package.to_json()),
-                       "gaps": check_completeness(package)}
+            gaps = check_completeness(package)
+            content = {"type": "request", "form": package.form, "gaps": gaps,
+                       "widgets": request_form.widgets(package.form, package.to_json(), gaps)}
         elif content_type == CASE_MESSAGE_TYPE:
             parsed = parse_case_message(payload)
             content = {"type": "case", "fields": _flatten(parsed.to_json()), "gaps": []}

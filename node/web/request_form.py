@@ -25,10 +25,13 @@ from protocol.request_package import (
     template,
 )
 
-__all__ = ["Widget", "package_from_form", "widgets"]
+__all__ = ["ACTION", "Widget", "package_from_form", "widgets"]
 
 F = FieldType
 MAX_ENTRIES = 50
+ACTION = "_action"
+"""The buttons' name: no schema path starts with an underscore, so a field cannot shadow it."""
+RESERVED = frozenset({"csrf", "form", "to", ACTION, "override_reason", "attachments"})
 
 
 @dataclass
@@ -94,7 +97,13 @@ def widgets(form: str, value: Mapping[str, Any], gaps: Sequence[Gap] = ()) -> li
                               depth=depth))
 
     walk(fields_for(form), value, "", 0)
+    assert not {w.path for w in out} & RESERVED, "a schema field shadows a form control"
     return out
+
+
+def _lines(text: str) -> str:
+    """Browsers post line breaks as CRLF; packages keep LF, like every other sender."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _one(data: MultiDictProxy[Any], name: str) -> str:
@@ -108,7 +117,7 @@ def package_from_form(form: str, data: MultiDictProxy[Any]) -> dict[str, Any]:
     Values are taken as typed; ``RequestPackage.from_json`` then checks them like any other
     package (a bad date is ``package.malformed`` with its path).
     """
-    action = _one(data, "action")
+    action = _one(data, ACTION)
 
     def read(fields: Sequence[Field], path: str) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -133,8 +142,8 @@ def package_from_form(form: str, data: MultiDictProxy[Any]) -> dict[str, Any]:
                     items.append(read(spec.fields, f"{where}[new]"))
                 result[spec.name] = items
             elif kind is F.TEXTS:
-                text = _one(data, where)
-                result[spec.name] = [line.strip() for line in text.splitlines() if line.strip()]
+                text = _lines(_one(data, where))
+                result[spec.name] = [line.strip() for line in text.split("\n") if line.strip()]
             elif kind is F.CHOICES:
                 result[spec.name] = [v for v in dict.fromkeys(data.getall(where, []))
                                      if isinstance(v, str) and v]
@@ -142,7 +151,7 @@ def package_from_form(form: str, data: MultiDictProxy[Any]) -> dict[str, Any]:
                 flag = _one(data, where)
                 result[spec.name] = {"yes": True, "no": False}.get(flag)
             else:
-                result[spec.name] = _one(data, where).strip()
+                result[spec.name] = _lines(_one(data, where)).strip()
         return result
 
     return {"v": 1, "form": form, **read(fields_for(form), "")}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -43,7 +44,9 @@ MEMBERS = (
 )
 PASSWORD = "a long password for tests"
 REALISTIC = {
-    "name": "Ministère de la Justice, BEPI",
+    "requesting_authority.name": "Ministère de la Justice, BEPI",
+    "offences.name": "Money laundering (blanchiment)",
+    "persons.name": "Henrique Exemplo",
     "contact": "Claire Martin, magistrate; +33 1 00 00 00 00",
     "conducting_authority": "Juge d'instruction, Tribunal judiciaire de Paris",
     "subject_matter": "Laundering of the proceeds of an organised fraud",
@@ -153,8 +156,9 @@ async def fill_gap(page: Page, field: str) -> None:
         await date.first.fill("2026-12-31")
         return
     field_input = container.locator("input, textarea").first
-    name = field.rsplit(".", 1)[-1]
-    await field_input.fill(REALISTIC.get(name, f"Filled in for {field}"))
+    generic = re.sub(r"\[\d+\]", "", field)
+    value = REALISTIC.get(generic) or REALISTIC.get(generic.rsplit(".", 1)[-1])
+    await field_input.fill(value or f"Filled in for {field}")
 
 
 async def until(probe: Any, timeout: float = 20.0) -> None:

@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import base64
 import calendar
+import contextlib
 import datetime
 import getpass
 import hashlib
@@ -24,7 +25,7 @@ import runpy
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -109,14 +110,22 @@ def _home(args: argparse.Namespace) -> Path:
 USER_PASSWORD_ENV = "ROGATORY_USER_PASSWORD"
 
 
-def _user_book(args: argparse.Namespace) -> tuple[Any, Any]:
-    """The node's store, opened directly: users are managed on the node's machine."""
+@contextlib.contextmanager
+def _user_book(args: argparse.Namespace) -> Iterator[Any]:
+    """The node's user accounts, opened directly: users are managed on the node's machine.
+
+    Everything done inside is one transaction of the node's store.
+    """
     from node.store import Store
 
     config = load_config(_home(args))
     store = Store(config.database_path)
     store.users.max_failures, store.users.lockout = config.web_max_failures, config.web_lockout
-    return store, store.users
+    try:
+        with store.transaction():
+            yield store.users
+    finally:
+        store.close()
 
 
 def _user_password() -> str:
@@ -134,45 +143,30 @@ def _user_password() -> str:
 def cmd_user_add(args: argparse.Namespace) -> None:
     from node.users import Role
 
-    store, users = _user_book(args)
-    try:
-        with store.transaction():
-            account = users.add(args.name, Role(args.role), _user_password(),
-                                display_name=args.display_name, now=int(time.time()))
-    finally:
-        store.close()
+    with _user_book(args) as users:
+        account = users.add(args.name, Role(args.role), _user_password(),
+                            display_name=args.display_name, now=int(time.time()))
     print(f"added {account.name} ({account.display_name}), {account.role.value}")
 
 
 def cmd_user_list(args: argparse.Namespace) -> None:
-    store, users = _user_book(args)
-    try:
-        now = int(time.time())
+    now = int(time.time())
+    with _user_book(args) as users:
         for account in users.accounts():
             locked = f"  locked until {_when(account.locked_until)}" \
                 if account.locked_until > now else ""
             print(f"{account.name:24} {account.role.value:14} {account.display_name}{locked}")
-    finally:
-        store.close()
 
 
 def cmd_user_unlock(args: argparse.Namespace) -> None:
-    store, users = _user_book(args)
-    try:
-        with store.transaction():
-            users.unlock(args.name)
-    finally:
-        store.close()
+    with _user_book(args) as users:
+        users.unlock(args.name)
     print(f"unlocked {args.name}")
 
 
 def cmd_user_password(args: argparse.Namespace) -> None:
-    store, users = _user_book(args)
-    try:
-        with store.transaction():
-            users.set_password(args.name, _user_password())
-    finally:
-        store.close()
+    with _user_book(args) as users:
+        users.set_password(args.name, _user_password())
     print(f"new password set for {args.name}; their sessions are closed")
 
 

@@ -15,7 +15,7 @@ import dataclasses
 import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -145,6 +145,35 @@ def _draft_from(body: object) -> Draft:
     )
 
 
+def attachment_index(request: web.Request) -> int:
+    try:
+        return int(request.match_info["index"])
+    except ValueError:
+        raise ApiBadRequest("the attachment index is an integer") from None
+
+
+async def stream_attachment(request: web.Request, chunks: AsyncIterator[bytes],
+                            headers: dict[str, str]) -> web.StreamResponse:
+    """Send an attachment's plaintext as it is decrypted and checked.
+
+    The headers promise the whole file; a stream that fails to verify must not look like one,
+    so the connection is cut, leaving the client short of Content-Length.
+    """
+    response = web.StreamResponse(headers=headers)
+    await response.prepare(request)
+    try:
+        async for chunk in chunks:
+            await response.write(chunk)
+    except RogatoryError as exc:
+        log.error("attachment %s of %s failed while streaming: %s",
+                  request.match_info.get("index"), request.match_info.get("id"), exc)
+        if request.transport is not None:
+            request.transport.abort()
+        return response
+    await response.write_eof()
+    return response
+
+
 # What the designated receiver's token may do: read, and answer spontaneous information.
 _RECEIVER_ROUTES = frozenset({
     ("GET", "/api/v1/messages"), ("GET", "/api/v1/messages/{id}"),
@@ -246,29 +275,11 @@ def local_application(node: Node, token: str, receiver_token: str | None = None)
                                                          request[PRINCIPAL]))
 
     async def attachment(request: web.Request) -> web.StreamResponse:
-        try:
-            index = int(request.match_info["index"])
-        except ValueError:
-            raise ApiBadRequest("the attachment index is an integer") from None
-        spec, chunks = await node.attachment(request.match_info["id"], index,
+        spec, chunks = await node.attachment(request.match_info["id"], attachment_index(request),
                                              request[PRINCIPAL])
-        response = web.StreamResponse(headers={
+        return await stream_attachment(request, chunks, {
             "Content-Type": spec.media_type, "Content-Length": str(spec.size),
             "X-Rogatory-Name": quote(spec.name), "X-Rogatory-SHA256": spec.sha256})
-        await response.prepare(request)
-        try:
-            async for chunk in chunks:
-                await response.write(chunk)
-        except RogatoryError as exc:
-            # The headers promised the whole file; a stream that fails to verify must not look
-            # like one. Cutting the connection leaves the client short of Content-Length.
-            log.error("attachment %s of %s failed while streaming: %s", index,
-                      request.match_info["id"], exc)
-            if request.transport is not None:
-                request.transport.abort()
-            return response
-        await response.write_eof()
-        return response
 
     async def cases(request: web.Request) -> web.Response:
         found = await node.cases()

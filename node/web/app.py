@@ -39,7 +39,7 @@ import jinja2
 from aiohttp import BodyPartReader, web
 from multidict import MultiDict, MultiDictProxy
 
-from node.local_api import OPERATOR, RECEIVER
+from node.local_api import OPERATOR, RECEIVER, attachment_index, stream_attachment
 from node.outbound import Draft
 from node.store import InboundRecord, OutboundRecord
 from node.users import Role, Session
@@ -600,27 +600,11 @@ def web_application(node: Node, *, translations_folder: Path | None = None,
     async def attachment(request: web.Request) -> web.StreamResponse:
         session = request[SESSION]
         session.require(*CASEWORK)
-        try:
-            index = int(request.match_info["index"])
-        except ValueError:
-            raise ApiBadRequest("the attachment index is an integer") from None
-        spec, chunks = await node.attachment(request.match_info["id"], index,
+        spec, chunks = await node.attachment(request.match_info["id"], attachment_index(request),
                                              principal(session), f"user:{session.user}")
-        response = web.StreamResponse(headers={
+        return await stream_attachment(request, chunks, {
             "Content-Type": "application/octet-stream", "Content-Length": str(spec.size),
             "Content-Disposition": f"attachment; filename*=UTF-8''{quote(spec.name)}"})
-        await response.prepare(request)
-        try:
-            async for chunk in chunks:
-                await response.write(chunk)
-        except RogatoryError as exc:
-            log.error("attachment %s of %s failed while streaming: %s", index,
-                      request.match_info["id"], exc)
-            if request.transport is not None:
-                request.transport.abort()
-            return response
-        await response.write_eof()
-        return response
 
     # --- spontaneous information --------------------------------------------------------
 

@@ -161,3 +161,47 @@ def test_init_into_an_existing_home_is_refused(setup: Setup) -> None:
     assert (status, out) == (1, "")
     one_error_line(err, "config.invalid")
     assert {p.name: p.read_bytes() for p in home.iterdir() if p.is_file()} == files
+
+
+def test_users_are_added_listed_unlocked_and_given_new_passwords(
+        setup: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    from node.store import Store
+
+    home = str(setup.homes["FR:MJ"])
+    monkeypatch.setenv("ROGATORY_USER_PASSWORD", "a password of the head of unit")
+    status, out, _ = run("user", "add", "m.dupont", "--role", "head-of-unit",
+                         "--display-name", "Marie Dupont", "--home", home)
+    assert status == 0 and "added m.dupont (Marie Dupont), head-of-unit" in out
+    status, _, err = run("user", "add", "m.dupont", "--role", "auditor", "--home", home)
+    assert status == 1
+    one_error_line(err, "config.invalid")
+    monkeypatch.setenv("ROGATORY_USER_PASSWORD", "short")
+    status, _, err = run("user", "add", "p.court", "--role", "auditor", "--home", home)
+    assert status == 1
+    one_error_line(err, "config.invalid")
+
+    database = load_config(setup.homes["FR:MJ"]).database_path
+    store = Store(database)
+    try:
+        with store.transaction():
+            for _ in range(5):
+                store.users.record_attempt("m.dupont", False, now=2_000_000_000)
+        assert store.users.account("m.dupont").locked_until > 2_000_000_000
+    finally:
+        store.close()
+    status, out, _ = run("user", "list", "--home", home)
+    assert status == 0 and "m.dupont" in out and "head-of-unit" in out and "locked until" in out
+    status, out, _ = run("user", "unlock", "m.dupont", "--home", home)
+    assert status == 0
+    status, out, _ = run("user", "list", "--home", home)
+    assert "locked until" not in out
+
+    monkeypatch.setenv("ROGATORY_USER_PASSWORD", "the second password of Marie")
+    assert run("user", "password", "m.dupont", "--home", home)[0] == 0
+    store = Store(database)
+    try:
+        stored = store.users.password_hash("m.dupont")
+        assert store.users.verify_password(stored, "the second password of Marie")
+        assert not store.users.verify_password(stored, "a password of the head of unit")
+    finally:
+        store.close()

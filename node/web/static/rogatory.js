@@ -73,18 +73,18 @@ function watchRecipient(select) {
     const option = select.selectedOptions[0];
     facts.replaceChildren();
     if (!option || !option.value) return;
-    const languages = document.createElement("p");
-    languages.append(facts.dataset.languagesLabel || "Accepted languages: ");
-    const strong = document.createElement("strong");
-    strong.id = "accepted-languages";
-    strong.textContent = option.dataset.languages || "—";
-    languages.append(strong);
-    const urgent = document.createElement("p");
-    urgent.append(facts.dataset.urgentLabel || "Urgent procedure: ");
-    const span = document.createElement("span");
-    span.id = "urgent-procedure";
-    span.textContent = option.dataset.urgent || "—";
-    urgent.append(span);
+    const fact = (label, id, text, tag) => {
+      const line = document.createElement("p");
+      const value = document.createElement(tag);
+      value.id = id;
+      value.textContent = text || "—";
+      line.append(label, value);
+      return line;
+    };
+    const languages = fact(facts.dataset.languagesLabel || "Accepted languages: ",
+                           "accepted-languages", option.dataset.languages, "strong");
+    const urgent = fact(facts.dataset.urgentLabel || "Urgent procedure: ",
+                        "urgent-procedure", option.dataset.urgent, "span");
     facts.append(languages, urgent);
   });
 }

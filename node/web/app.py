@@ -81,6 +81,7 @@ LOGIN_COOKIE = "__Host-rogatory-login"
 SESSION = web.RequestKey("session", Session)
 TOKEN = web.RequestKey("token", str)
 MAX_UPLOAD = 4 * 1024**3
+MAX_FIELD = 5 * 1024 * 1024  # more than a request package may hold (4 MiB)
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
 
@@ -380,7 +381,7 @@ def web_application(node: Node, *, translations_folder: Path | None = None,
         fields: MultiDict[Any] = MultiDict()
         files: list[Path] = []
         reader = await request.multipart()
-        total = 0
+        total = text_bytes = 0
         first = await reader.next()
         if not isinstance(first, BodyPartReader) or first.name != "csrf":
             raise WebCsrfInvalid("the form's anti-forgery token must come first")
@@ -392,7 +393,13 @@ def web_application(node: Node, *, translations_folder: Path | None = None,
             if not isinstance(part, BodyPartReader):
                 raise ApiBadRequest("nested multipart bodies are not accepted")
             if part.filename is None:
-                fields.add(part.name or "", (await part.read(decode=True)).decode("utf-8"))
+                value = bytearray()
+                while chunk := await part.read_chunk(64 * 1024):
+                    value += chunk
+                    text_bytes += len(chunk)
+                    if text_bytes > MAX_FIELD:
+                        raise ApiBadRequest(f"a form's fields are limited to {MAX_FIELD} bytes")
+                fields.add(part.name or "", value.decode("utf-8", "replace"))
                 continue
             if not part.filename:
                 await part.release()
@@ -676,7 +683,7 @@ def web_application(node: Node, *, translations_folder: Path | None = None,
         return page(request, "statistics.html", stats=stats, charts=charts,
                     dimensions=DIMENSIONS, directions=DIRECTIONS)
 
-    app = web.Application(middlewares=[headers, guard], client_max_size=1024 * 1024)
+    app = web.Application(middlewares=[headers, guard], client_max_size=MAX_FIELD)
     app.router.add_get("/login", login_form)
     app.router.add_get("/favicon.ico", _no_content)
     app.router.add_post("/login", login)

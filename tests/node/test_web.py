@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import io
 import json
 import re
 import socket
@@ -344,7 +345,8 @@ async def test_the_sign_in_form_needs_its_double_submit_token(
 async def multipart(parts: list[tuple[str, bytes, str | None]]) -> aiohttp.MultipartWriter:
     writer = aiohttp.MultipartWriter("form-data")
     for name, value, filename in parts:
-        part = writer.append(value, {"Content-Type": "application/octet-stream"
+        body: bytes | io.BytesIO = io.BytesIO(value) if len(value) >= 1024 * 1024 else value
+        part = writer.append(body, {"Content-Type": "application/octet-stream"
                                      if filename else "text/plain; charset=utf-8"})
         part.set_content_disposition("form-data", name=name,
                                      **({"filename": filename} if filename else {}))
@@ -385,6 +387,22 @@ async def test_a_multipart_post_is_checked_before_any_file_is_written(
     shown = await fr.read_message(sent)
     assert [a["name"] for a in shown["attachments"]] == ["statement.pdf"]
     assert not [p for p in uploads.rglob("*") if p.is_file()]
+
+
+async def test_oversized_form_fields_are_refused_before_they_fill_memory(
+        fed: Federation, http: aiohttp.ClientSession) -> None:
+    fr = fed.nodes[FR]
+    alice = await browser(http, fed).signed_in("alice")
+    before = await state(fr)
+    huge = ("summary_of_facts", b"x" * (5 * 1024 * 1024 + 1), None)
+    answer = await alice.post("/requests/new", await multipart(
+        [("csrf", alice.csrf.encode(), None), huge, ("_action", b"send", None)]))
+    assert (answer.status, answer.code()) == (400, "api.bad_request")
+    spread = [("csrf", alice.csrf.encode(), None)] + [
+        (f"f{i}", b"y" * (1024 * 1024), None) for i in range(6)]
+    answer = await alice.post("/requests/new", await multipart(spread))
+    assert (answer.status, answer.code()) == (400, "api.bad_request")
+    assert await state(fr) == before
 
 
 # --- where the interface is served --------------------------------------------------------------

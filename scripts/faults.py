@@ -75,9 +75,10 @@ from protocol.log_entry import EntryType, parse_entry, verify_receipt_proof
 from protocol.receipt import parse_receipt
 
 __all__ = [
-    "KINDS", "Evidence", "Fault", "Injected", "NodeProcess", "RunResult", "check",
+    "KINDS", "Disturbance", "Evidence", "Fault", "Injected", "NodeProcess", "RunResult", "check",
     "check_acceptances", "check_bundle", "check_receipts", "count", "disturb", "main",
-    "plan_run", "rows", "run_once", "signed_directory", "summary",
+    "plan_run", "rows", "run_once", "signed_directory", "submit_batch", "summary",
+    "waiting_for",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -226,6 +227,29 @@ def count(db: Path, sql: str, unreadable: int = 0) -> int:
 
 # --- submitting -----------------------------------------------------------------------------
 
+async def submit_batch(session: aiohttp.ClientSession, node: NodeProcess,
+                       items: list[tuple[str, str]], timeout: float = 120.0,
+                       ) -> list[dict[str, Any]] | None:
+    """Requests submitted through ``node``'s local API in one batch call, one per ``(tag,
+    recipient)``, the tag as case reference: the per-item results (each an ``id`` or an
+    ``error``), or ``None`` if the call failed and the items' outcome is unknown."""
+    body = json.dumps({"messages": [
+        {"to": recipient, "kind": "request", "case": tag,
+         "payload": f"fault-injection request {tag}"} for tag, recipient in items]})
+    try:
+        async with session.post(
+                f"{node.api}/messages/batch", data=body,
+                headers={**node.headers, "Content-Type": "application/json"},
+                timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+            answer = await response.json(content_type=None)
+            if response.status != 207:
+                raise RuntimeError(f"status {response.status}: {answer}")
+            results: list[dict[str, Any]] = answer["results"]
+            return results
+    except (aiohttp.ClientError, TimeoutError, OSError, RuntimeError, ValueError):
+        return None
+
+
 class Submitter:
     """Queues ``total`` envelopes at the sender in batch calls, ``in_flight`` calls at a time.
 
@@ -257,26 +281,14 @@ class Submitter:
     def tag(self, item: int) -> str:
         return f"{self.run}-{item:05d}.{self.attempts[item]}"
 
-    def body(self, items: list[int]) -> str:
-        return json.dumps({"messages": [
-            {"to": RECEIVER, "kind": "request", "case": self.tag(item),
-             "payload": f"fault-injection request {self.tag(item)}"} for item in items]})
-
     async def call(self, session: aiohttp.ClientSession, items: list[int]) -> bool:
         tags = [self.tag(item) for item in items]
-        try:
-            async with session.post(
-                    f"{self.sender.api}/messages/batch", data=self.body(items),
-                    headers={**self.sender.headers, "Content-Type": "application/json"},
-                    timeout=aiohttp.ClientTimeout(total=120)) as response:
-                answer = await response.json(content_type=None)
-                if response.status != 207:
-                    raise RuntimeError(f"status {response.status}: {answer}")
-        except (aiohttp.ClientError, TimeoutError, OSError, RuntimeError, ValueError):
+        results = await submit_batch(session, self.sender, [(tag, RECEIVER) for tag in tags])
+        if results is None:
             self.failed_calls += 1
             self.unknown.extend(tags)
             return False
-        for tag, result in zip(tags, answer["results"], strict=True):
+        for tag, result in zip(tags, results, strict=True):
             if "id" in result:
                 self.acked[tag] = result["id"]
             else:
@@ -422,33 +434,43 @@ async def publish_pin(federation: Federation, victim: NodeProcess, fingerprint: 
         await process.post(session, "/directory", file)
 
 
-async def disturb(injected: Injected, victim: NodeProcess, senders: list[NodeProcess],
+@dataclass
+class Disturbance:
+    """What a ``disturb`` call saw."""
+
+    lasted: float = 0.0  # seconds, from the first signal until the victim was right again
+    held_back: int = 0  # envelopes still waiting for the victim at the senders as the fault
+    #                     ends (with HELD_BACK as their last error, for skew and tls)
+    accepted_during: int = 0  # skew, tls: envelopes the victim accepted while misconfigured
+
+
+def waiting_for(victim: NodeProcess, senders: list[NodeProcess], condition: str) -> int:
+    """Envelopes journalled at ``senders`` for ``victim`` that meet an SQL ``condition``."""
+    query = (f"SELECT count(*) FROM messages_out WHERE recipient = '{victim.authority}' "
+             f"AND {condition}")
+    return sum(count(s.config.database_path, query) for s in senders)
+
+
+async def disturb(kind: str, pause: float, victim: NodeProcess, senders: list[NodeProcess],
                   federation: Federation, processes: list[NodeProcess],
                   session: aiohttp.ClientSession, accepted: Callable[[], int],
-                  ready: Callable[[], None] = lambda: None) -> None:
-    """A freeze, skew or tls fault (see ``Fault``); ``senders`` are the nodes whose outboxes
-    show envelopes held back, ``accepted`` counts the messages the victim holds, and ``ready``
-    is called once the fault is in place."""
-    fault, started = injected.fault, time.monotonic()
-
-    async def watch(condition: str) -> None:
-        """Wait out the fault; then count the envelopes still waiting for the victim."""
-        await asyncio.sleep(fault.pause)
-        query = (f"SELECT count(*) FROM messages_out WHERE recipient = '{victim.authority}' "
-                 f"AND {condition}")
-        injected.held_back = sum(count(s.config.database_path, query) for s in senders)
-
-    if fault.kind == "freeze":
+                  ready: Callable[[], None] = lambda: None) -> Disturbance:
+    """A freeze, skew or tls fault of ``pause`` seconds (see ``Fault``); ``senders`` are the
+    nodes whose outboxes show envelopes held back, ``accepted`` counts the messages the victim
+    holds, and ``ready`` is called once the fault is in place."""
+    seen, started = Disturbance(), time.monotonic()
+    if kind == "freeze":
         victim.freeze()
         ready()
-        await watch("state != 'delivered'")
+        await asyncio.sleep(pause)
+        seen.held_back = waiting_for(victim, senders, "state != 'delivered'")
         victim.thaw()
-        injected.down = time.monotonic() - started
-        return
+        seen.lasted = time.monotonic() - started
+        return seen
     victim.stop()
     before = accepted()
     fingerprint = ""
-    if fault.kind == "skew":
+    if kind == "skew":
         victim.clock_offset = -SKEW
     else:
         config = victim.config
@@ -457,17 +479,20 @@ async def disturb(injected: Injected, victim: NodeProcess, senders: list[NodePro
     victim.start()
     await victim.wait_listening(session)
     ready()
-    await watch(f"state = 'retrying' AND last_error = '{HELD_BACK[fault.kind]}'")
-    if fault.kind == "skew":
+    await asyncio.sleep(pause)
+    seen.held_back = waiting_for(victim, senders,
+                                 f"state = 'retrying' AND last_error = '{HELD_BACK[kind]}'")
+    if kind == "skew":
         victim.stop()  # every acceptance it made with the wrong clock is on disk now
-        injected.accepted_during = accepted() - before
+        seen.accepted_during = accepted() - before
         victim.clock_offset = 0.0
         victim.start()
         await victim.wait_listening(session)
     else:
-        injected.accepted_during = accepted() - before
+        seen.accepted_during = accepted() - before
         await publish_pin(federation, victim, fingerprint, processes, session)
-    injected.down = time.monotonic() - started
+    seen.lasted = time.monotonic() - started
+    return seen
 
 
 # --- one run --------------------------------------------------------------------------------
@@ -602,9 +627,12 @@ async def run_once(number: int, envelopes: int, faults: list[Fault], root: Path,
                                     counters["accepted"](), 0.0)
                 result.injected.append(injected)
                 if fault.kind != "kill":
-                    await disturb(injected, victim, [sender], federation, list(nodes.values()),
-                                  session, counters["accepted"], submitter.released.set)
+                    seen = await disturb(fault.kind, fault.pause, victim, [sender], federation,
+                                         list(nodes.values()), session, counters["accepted"],
+                                         submitter.released.set)
                     submitter.released.set()
+                    injected.down, injected.held_back = seen.lasted, seen.held_back
+                    injected.accepted_during = seen.accepted_during
                     if injected.accepted_during:
                         result.problems.append(f"{injected.describe()}: accepted while "
                                                "misconfigured")

@@ -24,32 +24,18 @@ accepted out of turn, and afterwards nothing is lost or accepted twice.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import sqlite3
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from keys.directory import verify_directory
 from node.tls import certificate_fingerprint
+from tests.integration.kit import load_script
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 ENVELOPES = 300
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("faults", ROOT / "scripts" / "faults.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["faults"] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
-
-
-faults = _load()
+faults = load_script("faults")
 
 
 def _assert_clean(result: Any) -> None:  # a faults.RunResult

@@ -75,9 +75,27 @@ from protocol.log_entry import EntryType, parse_entry, verify_receipt_proof
 from protocol.receipt import parse_receipt
 
 __all__ = [
-    "KINDS", "Disturbance", "Evidence", "Fault", "Injected", "NodeProcess", "RunResult", "check",
-    "check_acceptances", "check_bundle", "check_receipts", "count", "disturb", "main",
-    "plan_run", "rows", "run_once", "signed_directory", "submit_batch", "summary",
+    "KINDS",
+    "Disturbance",
+    "Evidence",
+    "Fault",
+    "Injected",
+    "NodeProcess",
+    "RunResult",
+    "Tally",
+    "check",
+    "check_acceptances",
+    "check_bundle",
+    "check_receipts",
+    "count",
+    "disturb",
+    "main",
+    "plan_run",
+    "rows",
+    "run_once",
+    "signed_directory",
+    "submit_batch",
+    "summary",
     "waiting_for",
 ]
 
@@ -391,6 +409,16 @@ def plan_run(seed: int, number: int, *, long_outage_run: int = 3,
 
 
 @dataclass
+class Disturbance:
+    """What a ``disturb`` call saw."""
+
+    lasted: float = 0.0  # seconds, from the first signal until the victim was right again
+    held_back: int = 0  # envelopes still waiting for the victim at the senders as the fault
+    #                     ends (with HELD_BACK as their last error, for skew and tls)
+    accepted_during: int = 0  # skew, tls: envelopes the victim accepted while misconfigured
+
+
+@dataclass
 class Injected:
     fault: Fault
     at: float  # seconds after the first submit
@@ -398,22 +426,20 @@ class Injected:
     accepted: int
     down: float  # from the kill until it listened again; how long the fault lasted
     interrupted: bool = False  # killed again while it was starting
-    held_back: int = 0  # envelopes still waiting for the victim at the senders as the fault
-    #                     ends (with HELD_BACK as their last error, for skew and tls)
-    accepted_during: int = 0  # skew, tls: envelopes the victim accepted while misconfigured
+    seen: Disturbance = field(default_factory=Disturbance)  # freeze, skew, tls
 
     def describe(self) -> str:
         kind, victim = self.fault.kind, self.fault.victim
         when = f"at {self.at:.2f}s (submitted {self.submitted}, accepted {self.accepted})"
         if kind == "freeze":
-            return (f"froze {victim} {when} for {self.down:.1f}s: {self.held_back} "
+            return (f"froze {victim} {when} for {self.down:.1f}s: {self.seen.held_back} "
                     "envelopes waiting for it at the end")
         if kind in HELD_BACK:
             how = (f"its clock {SKEW:.0f}s behind" if kind == "skew"
                    else "an unlisted TLS certificate")
             return (f"ran {victim} with {how} {when} for {self.down:.1f}s: "
-                    f"{self.held_back} envelopes held back ({HELD_BACK[kind]}) at the end, "
-                    f"{self.accepted_during} accepted")
+                    f"{self.seen.held_back} envelopes held back ({HELD_BACK[kind]}) at the "
+                    f"end, {self.seen.accepted_during} accepted")
         down = ("killed again while restarting" if self.interrupted
                 else f"down {self.down:.2f}s")
         return f"killed {victim} {when}, {down}"
@@ -432,16 +458,6 @@ async def publish_pin(federation: Federation, victim: NodeProcess, fingerprint: 
     file = federation.directory_file(now)
     for process in processes:
         await process.post(session, "/directory", file)
-
-
-@dataclass
-class Disturbance:
-    """What a ``disturb`` call saw."""
-
-    lasted: float = 0.0  # seconds, from the first signal until the victim was right again
-    held_back: int = 0  # envelopes still waiting for the victim at the senders as the fault
-    #                     ends (with HELD_BACK as their last error, for skew and tls)
-    accepted_during: int = 0  # skew, tls: envelopes the victim accepted while misconfigured
 
 
 def waiting_for(victim: NodeProcess, senders: list[NodeProcess], condition: str) -> int:
@@ -508,15 +524,12 @@ class Evidence:
     bundles: dict[str, bytes]
 
 
-@dataclass
-class RunResult:
-    number: int
-    envelopes: int
-    injected: list[Injected] = field(default_factory=list)
-    skipped: list[tuple[Fault, str]] = field(default_factory=list)  # and why
-    acked: int = 0
-    unknown: int = 0
-    unknown_journalled: int = 0
+@dataclass(kw_only=True)
+class Tally:
+    """What the checks of a run count, and the violations they found (``problems``)."""
+
+    unknown: int = 0  # items of submit calls that failed
+    unknown_journalled: int = 0  # of them, journalled by their sender
     failed_calls: int = 0
     exchanged: int = 0
     lost: int = 0
@@ -528,12 +541,21 @@ class RunResult:
     alarms: int = 0
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
-    folder: Path | None = None
-    evidence: Evidence | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+@dataclass
+class RunResult(Tally):
+    number: int
+    envelopes: int
+    injected: list[Injected] = field(default_factory=list)
+    skipped: list[tuple[Fault, str]] = field(default_factory=list)  # and why
+    acked: int = 0
+    folder: Path | None = None
+    evidence: Evidence | None = field(default=None, repr=False)
 
     def line(self) -> str:
         faults = "; ".join(i.describe() for i in self.injected) or "no fault injected"
@@ -627,13 +649,13 @@ async def run_once(number: int, envelopes: int, faults: list[Fault], root: Path,
                                     counters["accepted"](), 0.0)
                 result.injected.append(injected)
                 if fault.kind != "kill":
-                    seen = await disturb(fault.kind, fault.pause, victim, [sender], federation,
-                                         list(nodes.values()), session, counters["accepted"],
-                                         submitter.released.set)
+                    injected.seen = await disturb(
+                        fault.kind, fault.pause, victim, [sender], federation,
+                        list(nodes.values()), session, counters["accepted"],
+                        submitter.released.set)
                     submitter.released.set()
-                    injected.down, injected.held_back = seen.lasted, seen.held_back
-                    injected.accepted_during = seen.accepted_during
-                    if injected.accepted_during:
+                    injected.down = injected.seen.lasted
+                    if injected.seen.accepted_during:
                         result.problems.append(f"{injected.describe()}: accepted while "
                                                "misconfigured")
                     base = {name: probe() for name, probe in counters.items()}

@@ -63,7 +63,9 @@ from faults import (
     DELIVERY,
     HELD_BACK,
     SKEW,
+    Disturbance,
     NodeProcess,
+    Tally,
     check_acceptances,
     check_bundle,
     check_receipts,
@@ -187,19 +189,17 @@ class Pacer:
 class Struck:
     planned: Planned
     at: float  # seconds into the traffic
-    lasted: float = 0.0
-    held_back: int = 0  # envelopes still waiting for the victim at the others as it ended
-    accepted_during: int = 0  # tls, skew: accepted by the victim while misconfigured
+    seen: Disturbance = field(default_factory=Disturbance)
 
     def describe(self) -> str:
         p = self.planned
         what = {"kill": "SIGKILL, restarted", "outage": "stopped, restarted",
                 "freeze": "SIGSTOP, SIGCONT", "tls": "unlisted TLS certificate, new pin",
                 "skew": f"clock {SKEW:.0f}s behind, then right"}[p.kind]
-        extra = (f", {self.accepted_during} accepted meanwhile"
+        extra = (f", {self.seen.accepted_during} accepted meanwhile"
                  if p.kind in HELD_BACK else "")
-        return (f"{self.at:7.1f}s  {p.kind:<6} {p.victim}  ({what}) {self.lasted:5.1f}s; "
-                f"{self.held_back} envelopes waiting for it at the end{extra}")
+        return (f"{self.at:7.1f}s  {p.kind:<6} {p.victim}  ({what}) {self.seen.lasted:5.1f}s; "
+                f"{self.seen.held_back} envelopes waiting for it at the end{extra}")
 
 
 @dataclass
@@ -214,33 +214,16 @@ class Evidence:
 
 
 @dataclass
-class SoakResult:
+class SoakResult(Tally):
     nodes: int
     duration: float
     rate: float
     struck: list[Struck] = field(default_factory=list)
     submitted: int = 0  # acknowledged by a local API
-    unknown: int = 0
-    unknown_journalled: int = 0
-    failed_calls: int = 0
     calls: int = 0
     dropped: int = 0
-    exchanged: int = 0
-    lost: int = 0
-    duplicated: int = 0
-    spurious: int = 0
-    receipts_verified: int = 0
-    receipts_expected: int = 0
-    bundles_verified: int = 0
-    alarms: int = 0
     drain: float = 0.0
-    seconds: float = 0.0
-    problems: list[str] = field(default_factory=list)
     evidence: Evidence | None = field(default=None, repr=False)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
 
     def faults(self) -> Counter[str]:
         return Counter(s.planned.kind for s in self.struck)
@@ -286,23 +269,21 @@ async def _strike(planned: Planned, nodes: dict[str, NodeProcess], pacers: dict[
         else:
             victim.stop()
         await asyncio.sleep(planned.length)
-        struck.held_back = waiting_for(victim, others, "state != 'delivered'")
+        struck.seen.held_back = waiting_for(victim, others, "state != 'delivered'")
         victim.start()
         await victim.wait_listening(session)
         pacers[planned.victim].up.set()
-        struck.lasted = time.monotonic() - started
+        struck.seen.lasted = time.monotonic() - started
         return
     if planned.kind != "freeze":
         pacers[planned.victim].up.clear()  # restarted twice; its users wait
     try:
-        seen = await disturb(planned.kind, planned.length, victim, others, federation,
-                             list(nodes.values()), session,
-                             lambda: count(victim.config.database_path,
-                                           "SELECT count(*) FROM messages_in"))
+        struck.seen = await disturb(planned.kind, planned.length, victim, others, federation,
+                                    list(nodes.values()), session,
+                                    lambda: count(victim.config.database_path,
+                                                  "SELECT count(*) FROM messages_in"))
     finally:
         pacers[planned.victim].up.set()
-    struck.lasted, struck.held_back = seen.lasted, seen.held_back
-    struck.accepted_during = seen.accepted_during
 
 
 async def _inject(schedule: list[Planned], nodes: dict[str, NodeProcess],
@@ -314,8 +295,8 @@ async def _inject(schedule: list[Planned], nodes: dict[str, NodeProcess],
         struck = Struck(planned, time.monotonic() - start)
         result.struck.append(struck)
         await _strike(planned, nodes, pacers, federation, session, struck)
-        if struck.accepted_during:
-            result.problems.append(f"{planned.victim} accepted {struck.accepted_during} "
+        if struck.seen.accepted_during:
+            result.problems.append(f"{planned.victim} accepted {struck.seen.accepted_during} "
                                    f"envelopes while misconfigured ({planned.kind})")
         if verbose:
             print(struck.describe(), flush=True)
@@ -485,11 +466,11 @@ def check(result: SoakResult, evidence: Evidence) -> None:
             result.receipts_verified += check_receipts(problems, directory, sender_cfg,
                                                        receiver_cfg, pairs)
     for authority, data in evidence.bundles.items():
-        sent, received = len(out[authority]), len(inbound[authority])
+        journalled, taken = len(out[authority]), len(inbound[authority])
         result.bundles_verified += check_bundle(problems, f"{authority}'s", data,
                                                 evidence.federation, {
-            EntryType.ENVELOPE_SENT: sent, EntryType.RECEIPT_RECEIVED: sent,
-            EntryType.ENVELOPE_RECEIVED: received, EntryType.RECEIPT_ISSUED: received})
+            EntryType.ENVELOPE_SENT: journalled, EntryType.RECEIPT_RECEIVED: journalled,
+            EntryType.ENVELOPE_RECEIVED: taken, EntryType.RECEIPT_ISSUED: taken})
 
 
 # --- command line ---------------------------------------------------------------------------

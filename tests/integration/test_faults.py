@@ -109,7 +109,7 @@ def test_receiver_frozen_with_sigstop_then_thawed_loses_nothing_and_accepts_noth
     injected, _ = _disturbed(tmp_path, "freeze", 8.0)
     # After 8 s the envelopes submitted meanwhile were all still waiting for the frozen
     # receiver, and it took them all once thawed.
-    assert injected.held_back >= ENVELOPES // 2
+    assert injected.seen.held_back >= ENVELOPES // 2
 
 
 @pytest.mark.slow
@@ -119,16 +119,16 @@ def test_receiver_clock_behind_refuses_with_a_signed_skew_error_then_takes_every
     # Every envelope submitted meanwhile was refused (envelope.clock_skew, a signed refusal
     # the sender verified before retrying) until the end, none was accepted with the wrong clock,
     # and all of them were delivered once the clock was right (``_assert_clean``).
-    assert injected.held_back >= ENVELOPES // 2
-    assert injected.accepted_during == 0
+    assert injected.seen.held_back >= ENVELOPES // 2
+    assert injected.seen.accepted_during == 0
 
 
 @pytest.mark.slow
 def test_receiver_with_an_unlisted_tls_certificate_gets_nothing_until_the_new_pin_is_published(
         tmp_path: Path) -> None:
     injected, evidence = _disturbed(tmp_path, "tls", 4.0)
-    assert injected.held_back >= ENVELOPES // 2  # transport.tls_pin_mismatch, still queued
-    assert injected.accepted_during == 0
+    assert injected.seen.held_back >= ENVELOPES // 2  # transport.tls_pin_mismatch, still queued
+    assert injected.seen.accepted_during == 0
     # Both nodes adopted the new directory, which pins the certificate the receiver now uses
     # instead of the one the first directory pinned.
     federation = evidence.federation

@@ -113,8 +113,8 @@ class Planned:
 def plan(seed: int, nodes: list[str], duration: float, gap: float,
          kinds: tuple[str, ...] = DEFAULT_FAULTS) -> list[Planned]:
     """Faults about ``gap`` seconds apart (0.5 to 1.5 times), from 10% of the run until 15 s
-    before its end; the same for the same arguments. Outages and freezes last at most a fifth
-    of the run."""
+    before its end; the same for the same arguments. No fault lasts more than a fifth of the
+    run."""
     rng = random.Random(f"rogatory-soak/{seed}")
     ranges = {"kill": (0.0, 2.0), "outage": (5.0, 30.0), "freeze": (2.0, 40.0),
               "tls": (3.0, 10.0), "skew": (3.0, 10.0)}

@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import errno
+import importlib.util
 import io
+import sys
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TypeVar
 
 import aiohttp
@@ -39,6 +42,20 @@ DELIVERY = {"retry_base": 0.05, "retry_max": 0.5}
 TABLES = ("messages_in", "seen", "receipts", "messages_out", "outbox")
 
 T = TypeVar("T")
+SCRIPTS = Path(__file__).resolve().parent.parent.parent / "scripts"
+
+
+def load_script(name: str) -> ModuleType:
+    """``scripts/<name>.py`` as module ``name``, loaded once: the scripts import each other by
+    that name, and dataclasses look their module up in ``sys.modules``."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 async def post_raw(

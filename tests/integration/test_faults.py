@@ -9,36 +9,33 @@ the receiver's byte for byte and verifies against the signed directory, both aud
 verify offline and no witness raised an alarm. The long mode (20 runs of 2,000 envelopes,
 random kill points, a 30 s outage, double kills) is ``python scripts/faults.py``.
 
-The last test shows the checks are not vacuous: a message removed at the receiver and a
+The second test also shows the checks are not vacuous: a message removed at the receiver and a
 receipt altered at the sender after a clean run are both reported.
+
+Three more runs disturb the receiver while part of the envelopes is still to come (the rest
+is submitted once the fault is in place): frozen with SIGSTOP for 8 s then thawed with
+SIGCONT (a hung peer); restarted with its clock ten minutes behind (every envelope is refused
+with a signed ``envelope.clock_skew``, retried, and only accepted once the clock is right);
+restarted with a TLS certificate that no directory names (the sender will not deliver through
+the pin mismatch until a new directory with the new pin is adopted). In each, nothing is
+accepted out of turn, and afterwards nothing is lost or accepted twice.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import sqlite3
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+from keys.directory import verify_directory
+from node.tls import certificate_fingerprint
+from tests.integration.kit import load_script
+
 ENVELOPES = 300
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("faults", ROOT / "scripts" / "faults.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["faults"] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
-
-
-faults = _load()
+faults = load_script("faults")
 
 
 def _assert_clean(result: Any) -> None:  # a faults.RunResult
@@ -46,6 +43,7 @@ def _assert_clean(result: Any) -> None:  # a faults.RunResult
     assert (result.lost, result.duplicated, result.spurious, result.alarms) == (0, 0, 0, 0)
     assert len(result.injected) == 1 and not result.skipped
     assert result.acked == ENVELOPES
+    assert not result.unknown or result.injected[0].fault.kind == "kill"
     assert result.exchanged == ENVELOPES + result.unknown_journalled
     assert result.receipts_verified == result.receipts_expected == result.exchanged
     assert result.bundles_verified == 2
@@ -90,3 +88,57 @@ def test_receiver_killed_mid_exchange_loses_nothing_and_checks_catch_tampering(
     assert any(gone in p and "lost" in p for p in again.problems)
     assert any("not the one the receiver stored" in p for p in again.problems)
     assert again.receipts_verified == result.receipts_verified - 1
+
+
+def _disturbed(tmp_path: Path, kind: str, pause: float) -> tuple[Any, Any]:
+    """A clean run of ``ENVELOPES`` whose receiver met one ``kind`` fault with 150 to come:
+    the ``faults.Injected`` and the run's ``faults.Evidence``."""
+    plan = [faults.Fault("receiver", "submitted", 0.5, pause, kind)]
+    result = asyncio.run(faults.run_once(3, ENVELOPES, plan, tmp_path, per_call=25))
+    _assert_clean(result)
+    injected = result.injected[0]
+    assert injected.submitted == ENVELOPES // 2, "the rest is submitted once the fault is in"
+    assert injected.down >= pause
+    assert result.failed_calls == 0
+    return injected, result.evidence
+
+
+@pytest.mark.slow
+def test_receiver_frozen_with_sigstop_then_thawed_loses_nothing_and_accepts_nothing_twice(
+        tmp_path: Path) -> None:
+    injected, _ = _disturbed(tmp_path, "freeze", 8.0)
+    # After 8 s the envelopes submitted meanwhile were all still waiting for the frozen
+    # receiver, and it took them all once thawed.
+    assert injected.seen.held_back >= ENVELOPES // 2
+
+
+@pytest.mark.slow
+def test_receiver_clock_behind_refuses_with_a_signed_skew_error_then_takes_everything(
+        tmp_path: Path) -> None:
+    injected, _ = _disturbed(tmp_path, "skew", 4.0)
+    # Every envelope submitted meanwhile was refused (envelope.clock_skew, a signed refusal
+    # the sender verified before retrying) until the end, none was accepted with the wrong clock,
+    # and all of them were delivered once the clock was right (``_assert_clean``).
+    assert injected.seen.held_back >= ENVELOPES // 2
+    assert injected.seen.accepted_during == 0
+
+
+@pytest.mark.slow
+def test_receiver_with_an_unlisted_tls_certificate_gets_nothing_until_the_new_pin_is_published(
+        tmp_path: Path) -> None:
+    injected, evidence = _disturbed(tmp_path, "tls", 4.0)
+    assert injected.seen.held_back >= ENVELOPES // 2  # transport.tls_pin_mismatch, still queued
+    assert injected.seen.accepted_during == 0
+    # Both nodes adopted the new directory, which pins the certificate the receiver now uses
+    # instead of the one the first directory pinned.
+    federation = evidence.federation
+    fingerprint = certificate_fingerprint(evidence.receiver.cert_path)
+    with sqlite3.connect(evidence.sender.database_path) as db:
+        first = db.execute("SELECT file FROM directories WHERE serial = 1").fetchone()[0]
+    pins = [key.public_raw for key in federation.secretariat]
+    old = verify_directory(bytes(first), pins, federation.threshold)
+    assert old.record("XB:MOJ").tls_fingerprint != fingerprint
+    for config in (evidence.sender, evidence.receiver):
+        directory = faults.signed_directory(federation, config)
+        assert directory.serial == 2
+        assert directory.record("XB:MOJ").tls_fingerprint == fingerprint

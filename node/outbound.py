@@ -237,7 +237,8 @@ class DeliveryWorker:
         while True:
             self._wake.clear()
             now = self.clock()
-            due = await self.db(self.store.due, now, self.concurrency * MAX_BATCH)
+            due = await self.db(self.store.due, now, self.concurrency * MAX_BATCH,
+                                16 * 1024 * 1024, self.retry_max + 1.0)
             fresh = [r for r in due if r.envelope_hash not in self._in_flight]
             for group in self._batches(fresh):
                 self._in_flight.update(r.envelope_hash for r in group)

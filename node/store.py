@@ -297,17 +297,21 @@ class Store:
             )
 
     def due(self, now: float, limit: int, max_bytes: int = 16 * 1024 * 1024,
-            ) -> list[OutboundRecord]:
+            horizon: float | None = None) -> list[OutboundRecord]:
         """The envelopes due now, oldest first: at most ``limit``, and about ``max_bytes``.
 
         The byte bound keeps a node's memory flat however much is queued and however large
-        its envelopes are; the rest waits for the next round.
+        its envelopes are; the rest waits for the next round. No retry is ever scheduled more
+        than ``horizon`` seconds ahead, so one further out means the wall clock stepped back
+        (a corrected clock, a restored VM): it is due now rather than after the step.
         """
+        far = float("inf") if horizon is None else now + horizon
         rows = self.db.execute(
             "SELECT m.*, NULL AS receipt FROM outbox o JOIN messages_out m "
-            "ON m.envelope_hash = o.envelope_hash WHERE o.next_attempt <= ? "
+            "ON m.envelope_hash = o.envelope_hash "
+            "WHERE o.next_attempt <= ? OR o.next_attempt > ? "
             "ORDER BY o.next_attempt LIMIT ?",
-            [now, limit],
+            [now, far, limit],
         )
         out: list[OutboundRecord] = []
         held = 0

@@ -28,9 +28,11 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from keys.directory import verify_directory
+from node.federation import Federation, Member
 from node.tls import certificate_fingerprint
 from tests.integration.kit import load_script
 
@@ -142,3 +144,42 @@ def test_receiver_with_an_unlisted_tls_certificate_gets_nothing_until_the_new_pi
         directory = faults.signed_directory(federation, config)
         assert directory.serial == 2
         assert directory.record("XB:MOJ").tls_fingerprint == fingerprint
+
+
+@pytest.mark.slow
+def test_a_sender_whose_clock_steps_back_retries_at_once_not_after_the_step(
+        tmp_path: Path) -> None:
+    """Retries are scheduled on the wall clock; after it steps back ten minutes (a corrected
+    clock, a restored VM) they must not wait the ten minutes out."""
+    async def scenario() -> list[tuple[Any, ...]]:
+        fed = Federation.create(tmp_path / "nodes", [Member("XA:MOJ", "A"),
+                                                     Member("XB:MOJ", "B")],
+                                delivery=faults.DELIVERY)
+        sender = faults.NodeProcess(fed.home("XA:MOJ"), "XA:MOJ", tmp_path / "a.log")
+        receiver = faults.NodeProcess(fed.home("XB:MOJ"), "XB:MOJ", tmp_path / "b.log")
+        database = sender.config.database_path
+        async with aiohttp.ClientSession() as session:
+            try:
+                sender.start()
+                await sender.wait_listening(session)
+                answers = await faults.submit_batch(
+                    session, sender, [(f"step-{i}", "XB:MOJ") for i in range(5)])
+                assert answers is not None and all("id" in a for a in answers)
+                # The receiver is not running: every envelope is retried at least once.
+                assert await faults._wait_for(lambda: faults.count(
+                    database, "SELECT count(*) FROM messages_out WHERE attempts >= 1"), 5, 30)
+                sender.stop()
+                sender.clock_offset = -600.0
+                sender.start()
+                receiver.start()
+                await sender.wait_listening(session)
+                await receiver.wait_listening(session)
+                await faults._wait_for(lambda: faults.count(
+                    database, "SELECT count(*) FROM messages_out WHERE state = 'delivered'"),
+                    5, 20)  # ten minutes without the horizon in Store.due
+                return faults.rows(database, "SELECT state FROM messages_out")
+            finally:
+                sender.stop()
+                receiver.stop()
+
+    assert asyncio.run(scenario()) == [("delivered",)] * 5

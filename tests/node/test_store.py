@@ -166,6 +166,22 @@ def test_outbox_lifecycle_retry_then_delivery(store: Store) -> None:
     assert store.receipt_for_inbound(record.envelope_hash) is None
 
 
+def test_a_retry_scheduled_beyond_the_horizon_is_due_after_the_clock_steps_back(
+        store: Store) -> None:
+    """Found by the clock-skew fault run: retries kept waiting out a clock stepped back."""
+    late, soon = outbound(), outbound("KE:ODPP")
+    store.queue_outbound(late, 100.0)
+    store.queue_outbound(soon, 100.0)
+    store.record_retry(late.envelope_hash, "transport.unreachable", 700.0)  # clock was ahead
+    store.record_retry(soon.envelope_hash, "transport.unreachable", 110.0)
+    assert store.due(100.0, 10) == []  # without a horizon, both wait
+    # No retry is scheduled more than 300 s ahead, so 700 at 100 means the clock went back.
+    assert [r.message_id for r in store.due(100.0, 10, horizon=300.0)] == [late.message_id]
+    assert store.due(100.0, 10, horizon=600.0) == []
+    assert {r.message_id for r in store.due(110.0, 10, horizon=300.0)} == {
+        late.message_id, soon.message_id}
+
+
 def test_outbox_lifecycle_refusal_and_failure(store: Store) -> None:
     refused, failed = outbound(), outbound("KE:ODPP")
     store.queue_outbound(refused, 1.0)

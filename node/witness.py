@@ -33,6 +33,8 @@ from protocol.errors import (
     LogRollback,
     RogatoryError,
     TransportBadResponse,
+    TransportPinMismatch,
+    TransportUnreachable,
 )
 from protocol.log_entry import log_origin
 
@@ -270,8 +272,10 @@ class Witness:
                 if response.status != 200:
                     raise TransportBadResponse(f"{url}: HTTP {response.status}")
                 return body
+        except aiohttp.ServerFingerprintMismatch as exc:
+            raise TransportPinMismatch(f"{peer} at {url}") from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise TransportBadResponse(f"{url}: {exc!r}") from exc
+            raise TransportUnreachable(f"{peer} at {url}: {exc!r}") from exc
 
     async def fetch_view(self, witness: str, log_of: str) -> bytes:
         """The checkpoint of ``log_of``'s log as ``witness`` last cosigned it."""

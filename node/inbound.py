@@ -30,6 +30,7 @@ from protocol.errors import (
     EnvelopeError,
     EnvelopeReplayed,
     RogatoryError,
+    StoreDiskFull,
     TransportBodyTooLarge,
 )
 from protocol.header import EnvelopeHeader
@@ -277,6 +278,8 @@ class InboundDesk:
                     original = outcomes[first]
                     outcomes[i] = original if original is None else dataclasses.replace(
                         original, duplicate=True)
+        except StoreDiskFull:
+            raise  # one by one would meet the same full disk
         except (sqlite3.IntegrityError, RogatoryError) as exc:
             log.warning("group commit of %d envelopes undone (%s); one by one", len(batch), exc)
             return [self.commit(prepared) for prepared in batch]

@@ -41,7 +41,8 @@ PRINCIPAL = web.RequestKey("principal", str)
 
 log = logging.getLogger("rogatory.api")
 
-_STATUS = {"api.unauthorized": 401, "store.not_found": 404, "case.content_withheld": 403}
+_STATUS = {"api.unauthorized": 401, "store.not_found": 404, "case.content_withheld": 403,
+           "store.disk_full": 507}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

@@ -12,6 +12,7 @@ import functools
 import logging
 import os
 import shutil
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -46,7 +47,7 @@ from node.log_api import log_routes
 from node.outbound import UPLOAD_PIECE, DeliveryWorker, Draft, compose, sent_entry
 from node.peer_api import peer_application
 from node.spontaneous import ACCEPTED
-from node.store import InboundRecord, OutboundRecord, Store
+from node.store import InboundRecord, OutboundRecord, Store, store_error
 from node.tls import server_context
 from node.users import Session
 from node.witness import Alarm, Witness, WitnessStore
@@ -237,9 +238,16 @@ class Node:
     # --- lifecycle ------------------------------------------------------------------------
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a store operation on the store thread."""
+        """Run a store operation on the store thread; a full disk comes back as
+        ``store.disk_full``, whichever statement met it."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+        try:
+            return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+        except sqlite3.OperationalError as exc:
+            translated = store_error(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
 
     async def _site(self, app: web.Application, host: str, port: int,
                     tls: bool) -> int:
@@ -602,7 +610,9 @@ class Node:
             for _, future in group:
                 if not future.done():
                     future.set_exception(exc)
-            raise
+            if not isinstance(exc, Exception):
+                raise
+            return
         for (_, future), result in zip(group, results, strict=True):
             if future.done():
                 continue
@@ -619,7 +629,7 @@ class Node:
                 try:
                     self._queue(record, content, override)  # its own savepoint
                     results.append(None)
-                except Exception as exc:
+                except RogatoryError as exc:  # this one's step refused; the others go on
                     results.append(exc)
         return results
 

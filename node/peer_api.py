@@ -16,7 +16,12 @@ from aiohttp import web
 from node.inbound import Outcome
 from node.outbound import MAX_BATCH, RECEIPT_MEDIA_TYPE, RECEIPTS_MEDIA_TYPE
 from protocol.encoding import Reader, frame
-from protocol.errors import EnvelopeMalformed, RogatoryError, TransportBodyTooSlow
+from protocol.errors import (
+    EnvelopeMalformed,
+    RogatoryError,
+    StoreDiskFull,
+    TransportBodyTooSlow,
+)
 
 __all__ = ["peer_application"]
 
@@ -85,7 +90,11 @@ def peer_application(
         body = await read_body(request)
         if isinstance(body, web.Response):
             return body
-        return _answer(await accept(body))
+        try:
+            return _answer(await accept(body))
+        except StoreDiskFull as exc:  # a full disk: a signed, transient refusal; nothing stored
+            assert refuse is not None
+            return _answer(await refuse(exc, body))
 
     async def post_batch(request: web.Request) -> web.Response:
         """Up to MAX_BATCH framed envelopes; the answer frames one receipt per envelope.
@@ -109,7 +118,11 @@ def peer_application(
             assert refuse is not None
             return _answer(await refuse(exc, body))  # one receipt, as for a malformed envelope
         assert accept_batch is not None
-        outcomes = await accept_batch(envelopes)
+        try:
+            outcomes = await accept_batch(envelopes)
+        except StoreDiskFull as exc:  # none of the batch was committed: each refused, transiently
+            assert refuse is not None
+            outcomes = [await refuse(exc, envelope) for envelope in envelopes]
         return web.Response(status=200, body=frame(*(o.receipt for o in outcomes)),
                             content_type=RECEIPTS_MEDIA_TYPE)
 

@@ -11,9 +11,10 @@ SQL.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import sqlite3
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,15 +26,24 @@ from node.cases import CaseBook
 from node.spontaneous import SpontaneousBook
 from node.statements import insert
 from node.users import UserBook
-from protocol.errors import StoreNotFound
+from protocol.errors import StoreDiskFull, StoreNotFound
 
-__all__ = ["InboundRecord", "LogEntry", "OutboundRecord", "Store"]
+__all__ = ["InboundRecord", "LogEntry", "OutboundRecord", "Store", "store_error"]
 
 LogEntry = tuple[str, bytes]
 """An audit log entry to append in the same transaction: (entry type, canonical bytes)."""
 
 SCHEMA_VERSION = 1
 
+
+
+def store_error(exc: sqlite3.Error) -> Exception:
+    """SQLite's own errors as the store's: a full disk (or quota) is ``store.disk_full``."""
+    full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or \
+        "database or disk is full" in str(exc)
+    if full:
+        return StoreDiskFull(f"the node's database cannot grow: {exc}")
+    return exc
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,7 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._savepoints = itertools.count()
         conn = sqlite3.connect(str(path), check_same_thread=False)
         self.db = sqlite_utils.Database(conn)
         self.db.enable_wal()
@@ -177,13 +188,47 @@ class Store:
             db.table("outbox").create_index(["next_attempt"], if_not_exists=True)
             db.table("meta").upsert({"key": "schema", "value": str(SCHEMA_VERSION)}, pk="key")
 
-    def _transaction(self) -> AbstractContextManager[sqlite_utils.Database]:
-        """All of it or none of it: sqlite-utils' atomic() (BEGIN … COMMIT / ROLLBACK).
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite_utils.Database]:
+        """All of it or none of it: BEGIN … COMMIT, or ROLLBACK on any exception.
 
         Nested use becomes a savepoint, so a caller can wrap several store calls and the log
-        appends that record them in one commit.
+        appends that record them in one commit. SQLite rolls a transaction back by itself when
+        the disk is full; the rollback here then has nothing left to undo, and the caller gets
+        ``store.disk_full`` rather than an error about the rollback.
         """
-        return self.db.atomic()
+        conn = self.db.conn
+        if conn.in_transaction:
+            name = f"sp{next(self._savepoints)}"
+            conn.execute(f"SAVEPOINT {name}")
+            try:
+                yield self.db
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute(f"ROLLBACK TO {name}")
+                    conn.execute(f"RELEASE {name}")
+                raise
+            else:
+                if not conn.in_transaction:
+                    raise StoreDiskFull("the database rolled the transaction back")
+                conn.execute(f"RELEASE {name}")
+            return
+        try:
+            conn.execute("BEGIN")
+            try:
+                yield self.db
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            if not conn.in_transaction:
+                raise StoreDiskFull("the database rolled the transaction back")
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            translated = store_error(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
 
     transaction = _transaction
 

@@ -23,7 +23,7 @@ import sqlite_utils
 from node.audit_log import AuditLog
 from node.cases import CaseBook
 from node.spontaneous import SpontaneousBook
-from node.statements import insert
+from node.statements import insert, insert_many
 from node.users import UserBook
 from protocol.errors import StoreNotFound
 
@@ -295,6 +295,20 @@ class Store:
                     "next_attempt": next_attempt,
                 }
             )
+
+    def queue_outbound_many(self, queued: list[tuple[OutboundRecord, float, LogEntry]],
+                            ) -> None:
+        """``queue_outbound`` for several envelopes (each with its one log entry), in bulk:
+        the same rows and log entries in the same order, one statement per table."""
+        with self._transaction():
+            self.audit.append_many([(entry[0], entry[1], record.created)
+                                    for record, _, entry in queued])
+            insert_many(self.db, "messages_out",
+                        [{k: v for k, v in record.__dict__.items() if k != "receipt"}
+                         for record, _, _ in queued])
+            insert_many(self.db, "outbox", [
+                {"envelope_hash": record.envelope_hash, "recipient": record.recipient,
+                 "next_attempt": next_attempt} for record, next_attempt, _ in queued])
 
     def due(self, now: float, limit: int, max_bytes: int = 16 * 1024 * 1024,
             ) -> list[OutboundRecord]:

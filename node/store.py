@@ -368,10 +368,48 @@ class Store:
             self.db.execute("DELETE FROM outbox WHERE envelope_hash = ?", [envelope_hash])
 
     def record_deliveries(self, deliveries: list[tuple[Any, ...]]) -> None:
-        """Several receipts closing several envelopes, in one commit (a batch's answers)."""
+        """Several receipts closing several envelopes, in one commit (a batch's answers).
+
+        What ``record_delivery`` does for each, in the same order, in bulk: the log entries
+        appended together, one statement per table, and the case lookup only for the messages
+        a case tracks.
+        """
+        closing = [(envelope_hash, receipt, status, code, at, log)
+                   for envelope_hash, receipt, status, code, at, *log in deliveries]
         with self._transaction():
-            for delivery in deliveries:
-                self.record_delivery(*delivery)
+            self.audit.append_many([(entry_type, entry, at) for *_, at, log in closing
+                                    for entry_type, entry in log])
+            self.db.conn.executemany(
+                "UPDATE messages_out SET state = ?, last_error = ?, delivered_at = ?, "
+                "attempts = attempts + 1 WHERE envelope_hash = ?",
+                [("delivered" if status == "accepted" else "refused", code, at, envelope_hash)
+                 for envelope_hash, _, status, code, at, _ in closing])
+            accepted = [(envelope_hash, at) for envelope_hash, _, status, _, at, _ in closing
+                        if status == "accepted"]
+            tracked = self._tracked_message_ids([envelope_hash for envelope_hash, _ in accepted])
+            for envelope_hash, at in accepted:
+                if envelope_hash in tracked:
+                    self.cases.delivered(tracked[envelope_hash], at)
+            self.db.conn.executemany(
+                "INSERT OR REPLACE INTO receipts (envelope_hash, direction, status, code, "
+                "receipt, stored_at) VALUES (?, 'received', ?, ?, ?, ?)",
+                [(envelope_hash, status, code, receipt, at)
+                 for envelope_hash, receipt, status, code, at, _ in closing])
+            self.db.conn.executemany("DELETE FROM outbox WHERE envelope_hash = ?",
+                                     [(envelope_hash,) for envelope_hash, *_ in closing])
+
+    def _tracked_message_ids(self, envelope_hashes: list[str]) -> dict[str, str]:
+        """envelope hash -> message id, for the outbound messages a case has an event for
+        (``CaseBook.delivered`` changes nothing for the others)."""
+        found: dict[str, str] = {}
+        for start in range(0, len(envelope_hashes), 400):
+            chunk = envelope_hashes[start:start + 400]
+            rows = self.db.execute(
+                "SELECT m.envelope_hash, m.message_id FROM messages_out m WHERE m.envelope_hash "
+                f"IN ({', '.join('?' * len(chunk))}) AND EXISTS (SELECT 1 FROM case_events e "
+                "WHERE e.message_id = m.message_id)", chunk).fetchall()
+            found.update({str(h): str(m) for h, m in rows})
+        return found
 
     def record_retry(self, envelope_hash: str, error: str, next_attempt: float) -> None:
         with self._transaction():

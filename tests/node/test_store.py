@@ -299,3 +299,35 @@ def test_queue_outbound_many_stores_what_queue_outbound_stores(tmp_path: Path) -
     one.close()
     bulk.close()
 
+
+def test_record_deliveries_stores_what_record_delivery_stores(tmp_path: Path) -> None:
+    from protocol.log_entry import EntryType, encode_entry
+
+    def received(record: OutboundRecord, status: str) -> tuple[str, bytes]:
+        return EntryType.RECEIPT_RECEIVED.value, encode_entry(EntryType.RECEIPT_RECEIVED, {
+            "envelope": record.envelope_hash, "id": record.message_id, "from": "FR:MJ",
+            "to": record.recipient, "receipt": "ef" * 32, "status": status, "code": "",
+            "at": 1500})
+
+    records = [outbound() for _ in range(6)]
+    one, bulk = Store(tmp_path / "one.db"), Store(tmp_path / "bulk.db")
+    closing = [(r.envelope_hash, b"RGTR receipt " + bytes([n]), status, code, 1500 + n,
+                received(r, status))
+               for n, (r, status, code) in enumerate(
+                   (r, "accepted", "") if n % 3 else (r, "rejected", "envelope.expired")
+                   for n, r in enumerate(records))]
+    for store in (one, bulk):
+        for record in records:
+            store.queue_outbound(record, 10.0)
+        store.record_retry(records[1].envelope_hash, "transport.unreachable", 20.0)
+    with one.transaction():
+        for delivery in closing:
+            one.record_delivery(*delivery)
+    bulk.record_deliveries(closing)
+    for table in ("messages_out", "outbox", "receipts"):
+        query = f"SELECT * FROM {table} ORDER BY rowid"
+        assert bulk.db.execute(query).fetchall() == one.db.execute(query).fetchall()
+    assert log_rows(bulk) == log_rows(one)
+    assert bulk.outbound_states() == {"delivered": 4, "refused": 2}
+    one.close()
+    bulk.close()

@@ -7,7 +7,7 @@ nodes are opened with ``Node.from_home``, so every figure comes from the node's 
 - **append (sender)**: journalling an outbound envelope, ``Store.queue_outbound`` with its
   ``envelope-sent`` log entry (``node.outbound.sent_entry``), one envelope per transaction and
   16 or 64 per transaction; and the node's own group commit of submits, ``Node._queue_many``
-  (a savepoint and the case step per envelope, as ``Node.submit`` journals them);
+  (the case step of each envelope, then the journal, as ``Node.submit`` journals them);
 - **append (receiver)**: ``Store.accept_inbound`` with its ``envelope-received`` and
   ``receipt-issued`` entries, and the receiving desk's commit path (``InboundDesk.commit`` one
   at a time, ``InboundDesk.commit_many`` for a batch), which also signs each receipt and one

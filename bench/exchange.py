@@ -14,6 +14,8 @@ Reported:
 - latency (submit to done) p50 and p99 when envelopes are offered at 25 %, 50 % and 100 % of
   that rate, at a steady pace (open loop);
 - peak RSS of both node processes, to show memory does not grow with what is queued;
+- the CPU time each node process spends per envelope in the throughput run (all its threads),
+  which a busy shared machine disturbs far less than the rate;
 - in the same run, on one core, the raw cost of the same cryptography per envelope (HPKE seal
   and open of the same package size, the inner, outer and receipt signatures made and
   verified), and the ratio of the throughput to it.
@@ -70,6 +72,12 @@ def wait_listening(config: NodeConfig, timeout: float = 30.0) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -213,9 +221,11 @@ async def main() -> None:
             wait_listening(config)
         config = configs[SENDER]
         await run_phase(config, args.size, 20, concurrency=4)  # warm-up: TLS, caches
+        cpu = {a: cpu_seconds(p.pid) for a, p in processes.items()}
         throughput, flood = await run_phase(config, args.size, count,
                                             concurrency=args.concurrency,
                                             per_call=args.per_call)
+        cpu = {a: (cpu_seconds(p.pid) - cpu[a]) / count for a, p in processes.items()}
         paced_runs = {}
         for share in (0.25, 0.5, 1.0):
             _, latencies = await run_phase(config, args.size, paced, rate=share * throughput)
@@ -246,6 +256,8 @@ async def main() -> None:
         print(f"  paced at {share:4.0%}       {share * throughput:,.0f}/s offered, "
               f"{len(latencies):,} envelopes: p50 {1000 * statistics.median(latencies):,.0f} ms,"
               f" p99 {1000 * pct(latencies, 99):,.0f} ms")
+    print(f"  CPU per envelope    sender {1000 * cpu[SENDER]:.2f} ms, receiver "
+          f"{1000 * cpu[RECIPIENT]:.2f} ms (user + system, all threads, in the throughput run)")
     print(f"  peak RSS            sender {rss[SENDER]:,.0f} MB, receiver "
           f"{rss[RECIPIENT]:,.0f} MB")
     print()

@@ -9,7 +9,7 @@ that records it commit together or not at all.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import sqlite_utils
 
@@ -125,6 +125,36 @@ class AuditLog:
                 "INSERT INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)",
                 [(lv, ix, h) for (lv, ix), h in merkle.appended_nodes(index, leaf, siblings)])
         return index
+
+    def append_many(self, items: Sequence[tuple[str, bytes, int]]) -> list[int]:
+        """``append`` for several (type, entry, at) in order: the same rows, in bulk.
+
+        The stored hashes the new leaves need are either written by this call (kept in memory
+        as they are computed) or older, fetched in one lookup; the entries and the nodes are
+        then inserted with one ``executemany`` each.
+        """
+        if not items:
+            return []
+        start = self.size()
+        indices = range(start, start + len(items))
+        older = {key for index in indices for key in merkle.append_keys(index)
+                 if (key[1] + 1) << key[0] <= start}  # every leaf under it is already stored
+        known = dict(self.nodes(older))
+        entries: list[tuple[int, str, bytes, bytes, int]] = []
+        nodes: list[tuple[int, int, bytes]] = []
+        for index, (entry_type, entry, at) in zip(indices, items, strict=True):
+            leaf = merkle.leaf_hash(entry)
+            entries.append((index, entry_type, entry, leaf, at))
+            for key, value in merkle.appended_nodes(index, leaf, known):
+                known[key] = value
+                nodes.append((key[0], key[1], value))
+        with self.db.atomic():
+            self.db.conn.executemany(
+                "INSERT INTO log_entries (idx, type, entry, leaf, at) VALUES (?, ?, ?, ?, ?)",
+                entries)
+            self.db.conn.executemany("INSERT INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)",
+                                     nodes)
+        return list(indices)
 
     def sign(self, origin: str, seed: bytes, at: int | None = None) -> bytes:
         """A signed checkpoint of the whole log now; reused if the size has not changed."""

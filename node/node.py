@@ -8,6 +8,7 @@ peers while a commit waits for the disk.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -623,6 +624,18 @@ class Node:
 
     def _queue_many(self, items: list[tuple[OutboundRecord, Content, str]],
                     ) -> list[BaseException | None]:
+        """Journal a group of submits in one transaction.
+
+        Each case step runs in its own savepoint, so a refused step fails that submit alone
+        and writes nothing; the envelopes whose step passed are then journalled in bulk (their
+        rows and log entries, one statement per table). Should the bulk write fail, all of it
+        is undone and each submit is journalled on its own, as ``_queue`` does, so one bad row
+        fails only its own submit and nothing is stored half.
+        """
+        try:
+            return self._queue_bulk(items)
+        except sqlite3.Error as exc:
+            log.warning("group journal of %d submits undone (%s); one by one", len(items), exc)
         results: list[BaseException | None] = []
         with self.store.transaction():
             for record, content, override in items:
@@ -632,6 +645,46 @@ class Node:
                 except RogatoryError as exc:  # this one's step refused; the others go on
                     results.append(exc)
         return results
+
+    def _queue_bulk(self, items: list[tuple[OutboundRecord, Content, str]],
+                    ) -> list[BaseException | None]:
+        results: list[BaseException | None] = []
+        queued: list[tuple[OutboundRecord, float, tuple[str, bytes]]] = []
+        with self.store.transaction():
+            for record, content, override in items:
+                # A savepoint for the step alone, where it has anything to write: a message
+                # with no case and no conditions leaves the case book as it is.
+                tracked = bool(record.case_ref) or isinstance(content, CaseMessage)
+                try:
+                    with self.store.transaction() if tracked else contextlib.nullcontext():
+                        self._track_sent(record, content, override)
+                except Exception as exc:
+                    results.append(exc)
+                    continue
+                results.append(None)
+                queued.append((record, self.clock(),
+                               sent_entry(record, self.authority, int(self.clock()))))
+            self.store.queue_outbound_many(queued)
+        return results
+
+    def _track_sent(self, record: OutboundRecord, content: Content, override: str) -> None:
+        """The case step (and conditions) a message about to be sent takes; raises if refused."""
+        kind = Kind.from_name(record.kind)
+        if isinstance(content, CaseMessage) and kind is Kind.SPONTANEOUS_INFORMATION:
+            self.store.spontaneous.record(
+                message_id=record.message_id, counterpart=record.recipient,
+                direction="sent", case_ref=record.case_ref,
+                conditions=content.conditions, at=record.created)
+        elif isinstance(content, CaseMessage) and kind is Kind.CONDITIONS_ANSWER:
+            self.store.spontaneous.answer(
+                message_id=record.in_reply_to, counterpart=record.recipient,
+                direction="received", accepted=content["accepted"],
+                answer_id=record.message_id, reason=content["reason"], at=record.created)
+        self.store.cases.record(
+            case_ref=record.case_ref, counterpart=record.recipient,
+            message_id=record.message_id, kind=record.kind, direction=Direction.SENT,
+            at=record.created, priority=record.priority, content=content,
+            override_reason=override, strict=True)
 
     def _queue(self, record: OutboundRecord, content: Content, override: str,
                opened: str = "") -> bool:
@@ -644,22 +697,7 @@ class Node:
             now = int(self.clock())
             if opened and not self.store.mark_opened(opened, now):
                 return False
-            kind = Kind.from_name(record.kind)
-            if isinstance(content, CaseMessage) and kind is Kind.SPONTANEOUS_INFORMATION:
-                self.store.spontaneous.record(
-                    message_id=record.message_id, counterpart=record.recipient,
-                    direction="sent", case_ref=record.case_ref,
-                    conditions=content.conditions, at=record.created)
-            elif isinstance(content, CaseMessage) and kind is Kind.CONDITIONS_ANSWER:
-                self.store.spontaneous.answer(
-                    message_id=record.in_reply_to, counterpart=record.recipient,
-                    direction="received", accepted=content["accepted"],
-                    answer_id=record.message_id, reason=content["reason"], at=record.created)
-            self.store.cases.record(
-                case_ref=record.case_ref, counterpart=record.recipient,
-                message_id=record.message_id, kind=record.kind, direction=Direction.SENT,
-                at=record.created, priority=record.priority, content=content,
-                override_reason=override, strict=True)
+            self._track_sent(record, content, override)
             self.store.queue_outbound(record, self.clock(),
                                       sent_entry(record, self.authority, now))
         return True

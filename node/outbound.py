@@ -27,6 +27,7 @@ from node.archive import ArchiveKey
 from node.attachments import AttachmentFiles
 from node.store import LogEntry, OutboundRecord, Store
 from node.tls import peer_ssl
+from protocol.checkpoint import Checkpoint
 from protocol.encoding import Reader, frame
 from protocol.envelope import MAX_LIFETIME, seal
 from protocol.errors import (
@@ -365,7 +366,14 @@ class DeliveryWorker:
         except RogatoryError as exc:
             raise TransportBadResponse(f"{recipient}: receipts not framed one per envelope "
                                        f"({exc.detail})") from exc
-        return [self._check_receipt(record, part) for record, part in
+        return self._check_receipts(records, parts)
+
+    def _check_receipts(self, records: list[OutboundRecord], parts: list[bytes],
+                        ) -> list[Receipt]:
+        """Every receipt of a batch checked as ``post`` checks one; the checkpoint they share
+        is verified once."""
+        opened: dict[tuple[bytes, str, bytes], Checkpoint] = {}
+        return [self._check_receipt(record, part, opened) for record, part in
                 zip(records, parts, strict=True)]
 
     async def _attempt(self, record: OutboundRecord, limit: asyncio.Semaphore) -> None:
@@ -501,7 +509,9 @@ class DeliveryWorker:
             raise TransportBadResponse(f"HTTP {status} with {media!r} instead of a receipt")
         return self._check_receipt(record, body)
 
-    def _check_receipt(self, record: OutboundRecord, body: bytes) -> Receipt:
+    def _check_receipt(self, record: OutboundRecord, body: bytes,
+                       opened: dict[tuple[bytes, str, bytes], Checkpoint] | None = None,
+                       ) -> Receipt:
         """The receipt must verify, name this envelope, and carry a valid log proof."""
         directory = self._directory()
         try:
@@ -517,7 +527,8 @@ class DeliveryWorker:
                 raise TransportBadResponse("a refusal signed by another authority")
             if receipt.accepted:
                 verify_receipt_proof(
-                    receipt, directory.receiver_key(record.recipient, receipt.receiver_key))
+                    receipt, directory.receiver_key(record.recipient, receipt.receiver_key),
+                    opened=opened)
         except LogError:
             raise
         except TransportBadResponse:

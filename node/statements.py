@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlite_utils
 
-__all__ = ["insert", "update"]
+__all__ = ["insert", "insert_many", "update"]
 
 _SQL: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], str] = {}
 
@@ -29,6 +29,20 @@ def insert(db: sqlite_utils.Database, table: str, row: dict[str, Any], *,
                f"VALUES ({', '.join('?' * len(columns))})")
         _SQL[key] = sql
     db.execute(sql, [row[c] for c in columns])
+
+
+def insert_many(db: sqlite_utils.Database, table: str, rows: list[dict[str, Any]]) -> None:
+    """Rows of one shape (the first row's keys) in one ``executemany``."""
+    if not rows:
+        return
+    columns = tuple(rows[0])
+    key = ("insert", f"{table}/", columns, ())
+    sql = _SQL.get(key)
+    if sql is None:
+        sql = (f"INSERT INTO [{table}] ({', '.join(f'[{c}]' for c in columns)}) "
+               f"VALUES ({', '.join('?' * len(columns))})")
+        _SQL[key] = sql
+    db.conn.executemany(sql, [[row[c] for c in columns] for row in rows])
 
 
 def update(db: sqlite_utils.Database, table: str, where: dict[str, Any],

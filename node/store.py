@@ -24,7 +24,7 @@ import sqlite_utils
 from node.audit_log import AuditLog
 from node.cases import CaseBook
 from node.spontaneous import SpontaneousBook
-from node.statements import insert
+from node.statements import insert, insert_many
 from node.users import UserBook
 from protocol.errors import StoreDiskFull, StoreNotFound
 
@@ -341,6 +341,20 @@ class Store:
                 }
             )
 
+    def queue_outbound_many(self, queued: list[tuple[OutboundRecord, float, LogEntry]],
+                            ) -> None:
+        """``queue_outbound`` for several envelopes (each with its one log entry), in bulk:
+        the same rows and log entries in the same order, one statement per table."""
+        with self._transaction():
+            self.audit.append_many([(entry[0], entry[1], record.created)
+                                    for record, _, entry in queued])
+            insert_many(self.db, "messages_out",
+                        [{k: v for k, v in record.__dict__.items() if k != "receipt"}
+                         for record, _, _ in queued])
+            insert_many(self.db, "outbox", [
+                {"envelope_hash": record.envelope_hash, "recipient": record.recipient,
+                 "next_attempt": next_attempt} for record, next_attempt, _ in queued])
+
     def due(self, now: float, limit: int, max_bytes: int = 16 * 1024 * 1024,
             horizon: float | None = None) -> list[OutboundRecord]:
         """The envelopes due now, oldest first: at most ``limit``, and about ``max_bytes``.
@@ -403,10 +417,48 @@ class Store:
             self.db.execute("DELETE FROM outbox WHERE envelope_hash = ?", [envelope_hash])
 
     def record_deliveries(self, deliveries: list[tuple[Any, ...]]) -> None:
-        """Several receipts closing several envelopes, in one commit (a batch's answers)."""
+        """Several receipts closing several envelopes, in one commit (a batch's answers).
+
+        What ``record_delivery`` does for each, in the same order, in bulk: the log entries
+        appended together, one statement per table, and the case lookup only for the messages
+        a case tracks.
+        """
+        closing = [(envelope_hash, receipt, status, code, at, log)
+                   for envelope_hash, receipt, status, code, at, *log in deliveries]
         with self._transaction():
-            for delivery in deliveries:
-                self.record_delivery(*delivery)
+            self.audit.append_many([(entry_type, entry, at) for *_, at, log in closing
+                                    for entry_type, entry in log])
+            self.db.conn.executemany(
+                "UPDATE messages_out SET state = ?, last_error = ?, delivered_at = ?, "
+                "attempts = attempts + 1 WHERE envelope_hash = ?",
+                [("delivered" if status == "accepted" else "refused", code, at, envelope_hash)
+                 for envelope_hash, _, status, code, at, _ in closing])
+            accepted = [(envelope_hash, at) for envelope_hash, _, status, _, at, _ in closing
+                        if status == "accepted"]
+            tracked = self._tracked_message_ids([envelope_hash for envelope_hash, _ in accepted])
+            for envelope_hash, at in accepted:
+                if envelope_hash in tracked:
+                    self.cases.delivered(tracked[envelope_hash], at)
+            self.db.conn.executemany(
+                "INSERT OR REPLACE INTO receipts (envelope_hash, direction, status, code, "
+                "receipt, stored_at) VALUES (?, 'received', ?, ?, ?, ?)",
+                [(envelope_hash, status, code, receipt, at)
+                 for envelope_hash, receipt, status, code, at, _ in closing])
+            self.db.conn.executemany("DELETE FROM outbox WHERE envelope_hash = ?",
+                                     [(envelope_hash,) for envelope_hash, *_ in closing])
+
+    def _tracked_message_ids(self, envelope_hashes: list[str]) -> dict[str, str]:
+        """envelope hash -> message id, for the outbound messages a case has an event for
+        (``CaseBook.delivered`` changes nothing for the others)."""
+        found: dict[str, str] = {}
+        for start in range(0, len(envelope_hashes), 400):
+            chunk = envelope_hashes[start:start + 400]
+            rows = self.db.execute(
+                "SELECT m.envelope_hash, m.message_id FROM messages_out m WHERE m.envelope_hash "
+                f"IN ({', '.join('?' * len(chunk))}) AND EXISTS (SELECT 1 FROM case_events e "
+                "WHERE e.message_id = m.message_id)", chunk).fetchall()
+            found.update({str(h): str(m) for h, m in rows})
+        return found
 
     def record_retry(self, envelope_hash: str, error: str, next_attempt: float) -> None:
         with self._transaction():

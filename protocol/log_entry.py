@@ -141,20 +141,31 @@ def log_origin(authority: str) -> str:
     return f"rogatory/log/{authority}"
 
 
-def verify_receipt_proof(receipt: Receipt, receiver_public: bytes) -> Checkpoint:
+def verify_receipt_proof(receipt: Receipt, receiver_public: bytes, *,
+                         opened: dict[tuple[bytes, str, bytes], Checkpoint] | None = None,
+                         ) -> Checkpoint:
     """Check that an acceptance is recorded in the receiver's log; return the checkpoint.
 
     The leaf is rebuilt from the receipt, the checkpoint must be signed by the receiver's
     identity key under its log's name, and the inclusion proof must lead from the leaf at the
     receipt's ``log_index`` to the checkpoint's root.
+
+    ``opened`` (the receipts of one batch, which share one signed checkpoint) keeps the
+    checkpoints already verified, keyed by their exact bytes, log name and key: the same
+    bytes under the same key verify the same way, so each distinct checkpoint is checked once.
     """
     if receipt.log_index is None or not receipt.proof:
         raise LogProofInvalid(f"acceptance from {receipt.receiver} without a log proof")
     proof = parse_tlog_proof(receipt.proof)
     if proof.index != receipt.log_index:
         raise LogProofInvalid(f"proof for index {proof.index}, receipt says {receipt.log_index}")
-    checkpoint, _ = open_checkpoint(proof.checkpoint, log_origin(receipt.receiver),
-                                    receiver_public)
+    name = log_origin(receipt.receiver)
+    key = (proof.checkpoint, name, receiver_public)
+    checkpoint = None if opened is None else opened.get(key)
+    if checkpoint is None:
+        checkpoint, _ = open_checkpoint(proof.checkpoint, name, receiver_public)
+        if opened is not None:
+            opened[key] = checkpoint
     merkle.verify_inclusion(merkle.leaf_hash(received_entry(receipt)), proof.index,
                             checkpoint.size, proof.hashes, checkpoint.root)
     return checkpoint

@@ -645,3 +645,28 @@ async def test_concurrent_submits_share_a_commit_but_fail_alone(
     await eventually(lambda: outbound_states(fr), lambda s: s == {"delivered": 51},
                      timeout=15.0, what="the fifty delivered")
     assert await stored_ids(br) == {request.message_id} | {r.message_id for r in sent}
+
+
+async def test_a_group_journal_refused_in_bulk_falls_back_to_one_by_one(
+        federation: Federation) -> None:
+    """A row the bulk write refuses (here a message id already journalled) undoes the group's
+    transaction; each submit is then journalled alone and only the bad one fails."""
+    fr = federation.nodes[FR]
+    first = await fr.submit(Draft(BR, Kind.REQUEST, "text/plain", b"first"))
+
+    def record(text: bytes) -> OutboundRecord:
+        return compose(Draft(BR, Kind.REQUEST, "text/plain", text), authority=FR,
+                       keystore=fr.keystore, directory=fr.directory, archive=fr.archive,
+                       now=int(time.time()))
+
+    good, other = record(b"good"), record(b"other")
+    clash = dataclasses.replace(record(b"clash"), message_id=first.message_id)
+    log_before = await log_types(fr)
+    results = await fr.call(fr._queue_many, [(good, None, ""), (clash, None, ""),
+                                             (other, None, "")])
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], sqlite3.IntegrityError)
+    hashes = {r.envelope_hash for r in await fr.call(fr.store.outbound, 1000)}
+    assert {good.envelope_hash, other.envelope_hash} <= hashes
+    assert clash.envelope_hash not in hashes
+    assert (await log_types(fr))["envelope-sent"] == log_before["envelope-sent"] + 2

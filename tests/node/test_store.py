@@ -253,3 +253,97 @@ def test_log_node_lookups_use_the_primary_key(tmp_path: Path) -> None:
     assert len(store.audit.consistency(13, 64)) > 1
     assert plans and not any(p.startswith("SCAN n") or p == "SCAN log_nodes" for p in plans), plans
     store.close()
+
+
+def log_rows(store: Store) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    return (store.db.execute("SELECT idx, type, entry, leaf, at FROM log_entries "
+                             "ORDER BY idx").fetchall(),
+            store.db.execute("SELECT level, idx, hash FROM log_nodes "
+                             "ORDER BY level, idx").fetchall())
+
+
+@pytest.mark.parametrize("before", [0, 1, 3, 7, 8, 13])
+@pytest.mark.parametrize("count", [1, 2, 5, 16, 33])
+def test_append_many_writes_what_appends_one_by_one_write(tmp_path: Path, before: int,
+                                                          count: int) -> None:
+    from protocol.log_entry import EntryType, encode_entry
+
+    def entry(n: int) -> tuple[str, bytes, int]:
+        return (EntryType.DIRECTORY_ADOPTED.value, encode_entry(
+            EntryType.DIRECTORY_ADOPTED, {"serial": n + 1, "digest": "cd" * 32, "at": n}), n)
+
+    one, bulk = Store(tmp_path / "one.db"), Store(tmp_path / "bulk.db")
+    for store in (one, bulk):
+        with store.transaction():
+            for n in range(before):
+                store.audit.append(*entry(n))
+    with one.transaction():
+        indices = [one.audit.append(*entry(before + n)) for n in range(count)]
+    with bulk.transaction():
+        assert bulk.audit.append_many([entry(before + n) for n in range(count)]) == indices
+    assert log_rows(bulk) == log_rows(one)
+    assert bulk.audit.root() == one.audit.root()
+    one.close()
+    bulk.close()
+
+
+def test_queue_outbound_many_stores_what_queue_outbound_stores(tmp_path: Path) -> None:
+    from protocol.log_entry import EntryType, encode_entry
+
+    def sent(record: OutboundRecord) -> tuple[str, bytes]:
+        return EntryType.ENVELOPE_SENT.value, encode_entry(EntryType.ENVELOPE_SENT, {
+            "envelope": record.envelope_hash, "id": record.message_id, "from": "FR:MJ",
+            "to": record.recipient, "kind": record.kind, "created": record.created,
+            "expires": record.expires, "at": 1000})
+
+    records = [outbound() for _ in range(5)]
+    one, bulk = Store(tmp_path / "one.db"), Store(tmp_path / "bulk.db")
+    with one.transaction():
+        for n, record in enumerate(records):
+            one.queue_outbound(record, 10.0 + n, sent(record))
+    bulk.queue_outbound_many([(r, 10.0 + n, sent(r)) for n, r in enumerate(records)])
+    for table in ("messages_out", "outbox"):
+        query = f"SELECT * FROM {table} ORDER BY rowid"
+        assert bulk.db.execute(query).fetchall() == one.db.execute(query).fetchall()
+    assert log_rows(bulk) == log_rows(one)
+    # A duplicate anywhere in the group: an integrity error and nothing of the group stored.
+    before, log_before = counts(bulk), log_rows(bulk)
+    fresh = outbound()
+    with pytest.raises(sqlite3.IntegrityError):
+        bulk.queue_outbound_many([(fresh, 1.0, sent(fresh)), (records[2], 1.0, sent(records[2]))])
+    assert counts(bulk) == before and log_rows(bulk) == log_before
+    one.close()
+    bulk.close()
+
+
+def test_record_deliveries_stores_what_record_delivery_stores(tmp_path: Path) -> None:
+    from protocol.log_entry import EntryType, encode_entry
+
+    def received(record: OutboundRecord, status: str) -> tuple[str, bytes]:
+        return EntryType.RECEIPT_RECEIVED.value, encode_entry(EntryType.RECEIPT_RECEIVED, {
+            "envelope": record.envelope_hash, "id": record.message_id, "from": "FR:MJ",
+            "to": record.recipient, "receipt": "ef" * 32, "status": status, "code": "",
+            "at": 1500})
+
+    records = [outbound() for _ in range(6)]
+    one, bulk = Store(tmp_path / "one.db"), Store(tmp_path / "bulk.db")
+    closing = [(r.envelope_hash, b"RGTR receipt " + bytes([n]), status, code, 1500 + n,
+                received(r, status))
+               for n, (r, status, code) in enumerate(
+                   (r, "accepted", "") if n % 3 else (r, "rejected", "envelope.expired")
+                   for n, r in enumerate(records))]
+    for store in (one, bulk):
+        for record in records:
+            store.queue_outbound(record, 10.0)
+        store.record_retry(records[1].envelope_hash, "transport.unreachable", 20.0)
+    with one.transaction():
+        for delivery in closing:
+            one.record_delivery(*delivery)
+    bulk.record_deliveries(closing)
+    for table in ("messages_out", "outbox", "receipts"):
+        query = f"SELECT * FROM {table} ORDER BY rowid"
+        assert bulk.db.execute(query).fetchall() == one.db.execute(query).fetchall()
+    assert log_rows(bulk) == log_rows(one)
+    assert bulk.outbound_states() == {"delivered": 4, "refused": 2}
+    one.close()
+    bulk.close()

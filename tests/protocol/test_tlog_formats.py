@@ -613,3 +613,21 @@ def test_verify_receipt_proof_refusals() -> None:
     assert refused(genuine, later) == PROOF_INVALID
     no_proof = receipt_at(3)
     assert code_of(lambda: verify_receipt_proof(no_proof, LOG_PUBLIC)) == PROOF_INVALID
+
+
+def test_verify_receipt_proof_checks_each_distinct_checkpoint_once_per_batch() -> None:
+    """The receipts of a batch share one checkpoint: with ``opened`` it is verified once, and
+    a checkpoint that differs in any byte, or a different key, is verified again."""
+    receipt, log = accepted_with_proof(3)
+    opened: dict[tuple[bytes, str, bytes], Checkpoint] = {}
+    assert verify_receipt_proof(receipt, LOG_PUBLIC, opened=opened) == log.checkpoint(4)
+    assert len(opened) == 1
+    assert verify_receipt_proof(receipt, LOG_PUBLIC, opened=opened) == log.checkpoint(4)
+    assert len(opened) == 1
+    genuine = parse_tlog_proof(receipt.proof)
+    forged = receipt.with_proof(log.proof(3, seed=OTHER_SEED).encode())
+    assert code_of(lambda: verify_receipt_proof(forged, LOG_PUBLIC, opened=opened)) \
+        == SIGNATURE_INVALID
+    assert code_of(lambda: verify_receipt_proof(receipt, OTHER_PUBLIC, opened=opened)) \
+        == SIGNATURE_INVALID
+    assert len(opened) == 1 and next(iter(opened))[0] == genuine.checkpoint

@@ -642,8 +642,8 @@ class Node:
                 try:
                     self._queue(record, content, override)  # its own savepoint
                     results.append(None)
-                except RogatoryError as exc:  # this one's step refused; the others go on
-                    results.append(exc)
+                except (RogatoryError, sqlite3.IntegrityError) as exc:
+                    results.append(exc)  # this one refused; the others go on (a full disk not)
         return results
 
     def _queue_bulk(self, items: list[tuple[OutboundRecord, Content, str]],
@@ -658,7 +658,7 @@ class Node:
                 try:
                     with self.store.transaction() if tracked else contextlib.nullcontext():
                         self._track_sent(record, content, override)
-                except Exception as exc:
+                except RogatoryError as exc:  # this one's step refused; a full disk is not
                     results.append(exc)
                     continue
                 results.append(None)

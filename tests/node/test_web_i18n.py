@@ -296,9 +296,6 @@ PAGES = [
 
 # Reported, not yet fixed: texts shown without gettext, as (page, where, text) patterns.
 KNOWN: list[tuple[str, str, str]] = [
-    # A received package's choice values (a measure's type...) are shown as stored, where the
-    # request form translates them (the "show" filter translates only yes and no).
-    (r"^/messages/", r"dl/dd$", r"^[a-z]+(-[a-z]+)+(, [a-z]+(-[a-z]+)+)*$"),
     # The case timeline's one-line summaries are English built by node.cases.describe().
     (r"^/cases/", r"^ol/li/p$", r"request, reference|their reference|field\(s\) missing"),
     # An error's detail is an English f-string from the code that raised it.

@@ -47,12 +47,14 @@ __all__ = [
     "DIMENSIONS",
     "DIRECTIONS",
     "OUTCOMES",
+    "TITLES",
     "DurationSummary",
     "Statistics",
     "compute_statistics",
     "draw_charts",
     "format_tables",
     "nearest_rank",
+    "svg_charts",
     "write_csv",
     "write_json",
 ]
@@ -67,7 +69,7 @@ OUTCOMES: Final[tuple[str, ...]] = (
 UNSPECIFIED: Final = "unspecified"
 ALL: Final = "all"
 
-_TITLES: Final[dict[str, str]] = {
+TITLES: Final[dict[str, str]] = {
     "country": "Counterpart country",
     "form": "Form of cooperation",
     "assistance": "Type of assistance",
@@ -356,7 +358,7 @@ def format_tables(stats: Statistics) -> str:
     out += _table(["Cases", *DIRECTIONS, "total"],
                   [["all", *map(str, totals), str(sum(totals))]])
     for dimension in DIMENSIONS:
-        out += ["", _TITLES[dimension]]
+        out += ["", TITLES[dimension]]
         rows = _rows(stats, dimension)
         if not rows:
             out.append("  (none)")

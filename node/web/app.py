@@ -92,6 +92,13 @@ _PUBLIC = ("/login", "/static/", "/favicon.ico")
 _CASE_REPLIES = (Kind.ACKNOWLEDGEMENT, Kind.STATUS, Kind.ADDITIONAL_INFORMATION_REQUEST,
                  Kind.ADDITIONAL_INFORMATION, Kind.POSTPONEMENT, Kind.OUTCOME, Kind.REFUSAL,
                  Kind.WITHDRAWAL)
+_CHART_TITLES = {
+    "countries": "Requests by counterpart country",
+    "assistance": "Requests by type of assistance",
+    "outcome": "Outcome of requests",
+    "refusal_grounds": "Grounds for refusal of refused requests",
+    "time_to_execution": "Time to execution of executed requests",
+}
 _UPLOAD_ROUTES = frozenset({"/requests/new", "/cases/{ref}/reply"})
 CASEWORK = (Role.CASEWORKER, Role.HEAD_OF_UNIT)
 OVERSIGHT = (Role.HEAD_OF_UNIT, Role.AUDITOR)
@@ -674,14 +681,21 @@ def web_application(node: Node, *, translations_folder: Path | None = None,
                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     async def statistics(request: web.Request) -> web.Response:
-        from node.statistics import DIMENSIONS, DIRECTIONS, compute_statistics, svg_charts
+        from node.statistics import (
+            DIMENSIONS,
+            DIRECTIONS,
+            TITLES,
+            compute_statistics,
+            svg_charts,
+        )
 
         stats = compute_statistics(await node.statistics())
         drawn = await asyncio.to_thread(svg_charts, stats)
         charts = [(name, "data:image/svg+xml;base64,"
                    + base64.b64encode(svg.encode()).decode("ascii")) for name, svg in drawn]
         return page(request, "statistics.html", stats=stats, charts=charts,
-                    dimensions=DIMENSIONS, directions=DIRECTIONS)
+                    dimensions=DIMENSIONS, directions=DIRECTIONS, titles=TITLES,
+                    chart_titles=_CHART_TITLES)
 
     app = web.Application(middlewares=[headers, guard], client_max_size=MAX_FIELD)
     app.router.add_get("/login", login_form)

@@ -273,6 +273,11 @@ async def test_draft_send_receive_acknowledge_in_the_browser(
                        ("/directory?language=pt", "directory"), ("/statistics", "statistics")):
         await claire.goto(base(fr) + path)
         await shot(claire, name)
+    await claire.goto(base(fr) + "/statistics")
+    await expect(claire.get_by_role("heading", name="Counterpart country")).to_be_visible()
+    await expect(claire.locator("main table").first).to_contain_text("BR")
+    await expect(claire.locator("#durations")).to_contain_text("outgoing")
+    assert await claire.locator("figure img").count() >= 3
     await claire.goto(base(fr) + "/directory?language=pt")
     await expect(claire.locator("#authorities tbody tr")).to_have_count(1)
     await expect(claire.locator("#authorities")).to_contain_text(BR)

@@ -23,7 +23,6 @@ import asyncio
 import base64
 import gettext
 import hmac
-import json
 import logging
 import secrets
 import shutil
@@ -64,9 +63,11 @@ from protocol.request_package import CONTENT_TYPE as REQUEST_TYPE
 from protocol.request_package import (
     FORMS,
     MEASURES,
+    RequestPackage,
     check_completeness,
     check_language,
     parse_request,
+    template,
 )
 
 if TYPE_CHECKING:
@@ -102,7 +103,6 @@ _CHART_TITLES = {
 _UPLOAD_ROUTES = frozenset({"/requests/new", "/cases/{ref}/reply"})
 CASEWORK = (Role.CASEWORKER, Role.HEAD_OF_UNIT)
 OVERSIGHT = (Role.HEAD_OF_UNIT, Role.AUDITOR)
-EVERYONE = tuple(Role)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -353,20 +353,28 @@ def web_application(node: Node, *, translations_folder: Path | None = None,
         directory = node.directory
         return [r for a, r in sorted(directory.records.items()) if a != node.authority]
 
-    def draft_page(request: web.Request, form: str, value: dict[str, Any], to: str,
-                   gaps: list[Any], error: RogatoryError | None = None, status: int = 200,
+    def recipient(to: object) -> Any:
+        return next((r for r in recipients() if r.authority == to), None)
+
+    def language_problem(package: RequestPackage, record: Any) -> str:
+        """Why the recipient would refuse the request's language, or "" if it would not."""
+        try:
+            check_language(package, record.languages)
+        except RogatoryError as exc:
+            return exc.message
+        return ""
+
+    def draft_page(request: web.Request, form: str, value: dict[str, Any],
+                   package: RequestPackage | None, to: str, gaps: list[Any],
+                   error: RogatoryError | None = None, status: int = 200,
                    override: str = "", sent: bool = False) -> web.Response:
-        record = next((r for r in recipients() if r.authority == to), None)
-        language_problem = ""
-        if record is not None and value.get("language"):
-            try:
-                check_language(parse_request(json.dumps(value).encode()), record.languages)
-            except RogatoryError as exc:
-                language_problem = exc.message
+        record = recipient(to)
+        problem = language_problem(package, record) \
+            if package is not None and record is not None and package.language else ""
         return page(request, "request_form.html", status, form=form, forms=FORMS,
                     measures=MEASURES, widgets=request_form.widgets(form, value, gaps),
                     gaps=gaps, to=to, recipients=recipients(), record=record,
-                    error=error, override=override, language_problem=language_problem,
+                    error=error, override=override, language_problem=problem,
                     sent=sent)
 
     async def new_request(request: web.Request) -> web.Response:
@@ -375,10 +383,11 @@ def web_application(node: Node, *, translations_folder: Path | None = None,
         if form not in FORMS:
             raise ApiBadRequest(f"unknown form {form!r}; one of {', '.join(FORMS)}")
         measures = [m for m in request.query.getall("measure", []) if m]
-        value = request_form.blank(form, measures)
+        value = template(form, measures=measures)
         value["requesting_authority"]["authority"] = node.authority
-        gaps = check_completeness(request_form.parse(value))
-        return draft_page(request, form, value, request.query.get("to", ""), gaps)
+        package = RequestPackage.from_json(value)
+        return draft_page(request, form, value, package, request.query.get("to", ""),
+                          check_completeness(package))
 
     async def read_form(request: web.Request,
                         upload_dir: Path | None) -> tuple[MultiDictProxy[Any], list[Path]]:
@@ -444,17 +453,17 @@ def web_application(node: Node, *, translations_folder: Path | None = None,
             override = str(data.get("override_reason", "")).strip()
             value = request_form.package_from_form(form, data)
             try:
-                package = request_form.parse(value)
+                package = RequestPackage.from_json(value)
             except PackageError as exc:
-                return draft_page(request, form, value, to, [], exc, 400, override)
+                return draft_page(request, form, value, None, to, [], exc, 400, override)
             gaps = check_completeness(package)
             if action != "send":
-                return draft_page(request, form, value, to, gaps, override=override)
+                return draft_page(request, form, value, package, to, gaps, override=override)
             if not to:
-                return draft_page(request, form, value, to, gaps,
+                return draft_page(request, form, value, package, to, gaps,
                                   ApiBadRequest("choose the requested authority"), 400, override)
             if not package.reference:
-                return draft_page(request, form, value, to, gaps, ApiBadRequest(
+                return draft_page(request, form, value, package, to, gaps, ApiBadRequest(
                     "the request needs your reference (requesting authority, reference): it "
                     "becomes the case reference on both sides"), 400, override)
             try:
@@ -464,7 +473,7 @@ def web_application(node: Node, *, translations_folder: Path | None = None,
                     priority=Priority.URGENT if package.urgent else Priority.NORMAL,
                     override_reason=override, attachments=tuple(files)))
             except RogatoryError as exc:
-                return draft_page(request, form, value, to, gaps, exc, 400, override)
+                return draft_page(request, form, value, package, to, gaps, exc, 400, override)
             log.info("%s sent request %s to %s", session.user, record.message_id, to)
             raise web.HTTPSeeOther(f"/cases/{quote(package.reference, safe='')}?"
                                    + urlencode({"with": to, "sent": record.message_id}))
@@ -480,19 +489,14 @@ def web_application(node: Node, *, translations_folder: Path | None = None,
             raise ApiBadRequest(f"unknown form {form!r}")
         value = request_form.package_from_form(form, data)
         try:
-            package = request_form.parse(value)
+            package = RequestPackage.from_json(value)
         except PackageError as exc:
             return web.json_response({"error": {"code": exc.code, "message": exc.message,
                                                 "detail": exc.detail}, "gaps": []})
-        language = ""
-        record = next((r for r in recipients() if r.authority == data.get("to")), None)
-        if record is not None:
-            try:
-                check_language(package, record.languages)
-            except RogatoryError as exc:
-                language = exc.message
+        record = recipient(data.get("to"))
         return web.json_response({
-            "error": None, "language": language,
+            "error": None,
+            "language": language_problem(package, record) if record is not None else "",
             "gaps": [{"field": g.field, "message": _(g.message), "why": _(g.why)}
                      for g in check_completeness(package)]})
 

@@ -20,9 +20,7 @@ from protocol.request_package import (
     Field,
     FieldType,
     Gap,
-    RequestPackage,
     fields_for,
-    template,
 )
 
 __all__ = ["ACTION", "Widget", "package_from_form", "widgets"]
@@ -155,11 +153,3 @@ def package_from_form(form: str, data: MultiDictProxy[Any]) -> dict[str, Any]:
         return result
 
     return {"v": 1, "form": form, **read(fields_for(form), "")}
-
-
-def blank(form: str, measures: Sequence[str] = ()) -> dict[str, Any]:
-    return template(form, measures=measures)
-
-
-def parse(value: dict[str, Any]) -> RequestPackage:
-    return RequestPackage.from_json(value)

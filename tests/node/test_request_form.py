@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from multidict import MultiDict, MultiDictProxy
 
-from node.web.request_form import MAX_ENTRIES, Widget, blank, package_from_form, widgets
+from node.web.request_form import MAX_ENTRIES, Widget, package_from_form, widgets
 from protocol.header import AUTHORITY_ID
 from protocol.request_package import (
     FORMS,
@@ -181,7 +181,7 @@ def test_a_filled_in_mla_template_survives_the_form(measures: list[str],
 
 @pytest.mark.parametrize("form", FORMS)
 def test_a_blank_template_survives_the_form(form: str) -> None:
-    value = RequestPackage.from_json(blank(form)).to_json()
+    value = RequestPackage.from_json(template(form)).to_json()
     assert read_back(form, posted(form, value)) == value
 
 

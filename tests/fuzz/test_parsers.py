@@ -156,7 +156,7 @@ from protocol.request_package import (
 )
 from protocol.signing import LABELS, public_key_of, sign
 from protocol.suites import Suite, hpke_seal, key_id, public_from_private
-from tests.integration.kit import BR, DELIVERY, FR, MEMBERS, snapshot, start_federation
+from tests.integration.kit import BR, FR, snapshot
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -1580,16 +1580,6 @@ def test_merkle_consistency_mutated(case: tuple[list[Any], list[Any]]) -> None:
 ALLOWED_STATUSES = {200, 202, 400, 403, 408, 409, 413, 422}
 UNREAD = {"transport.body_too_large", "transport.body_too_slow"}  # name no envelope
 STORE_TABLES = ("messages_in", "seen", "receipts")
-
-
-@pytest.fixture
-async def federation(tmp_path: Path) -> AsyncIterator[Federation]:
-    """FR:MJ, BR:MJSP and KE:ODPP, as ``tests/integration/conftest.py`` starts them."""
-    fed = await start_federation(tmp_path, MEMBERS, delivery=DELIVERY)
-    try:
-        yield fed
-    finally:
-        await fed.stop()
 
 
 class PeerFuzzer:

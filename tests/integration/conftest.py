@@ -1,4 +1,5 @@
-"""A running three-authority federation on loopback, and helpers to talk to its nodes raw.
+"""Helpers to talk raw to the nodes of a running federation (the ``federation`` fixture itself,
+three authorities on loopback, is in ``tests/conftest.py``, shared with ``tests/fuzz``).
 
 Every node is real: its own home folder under tmp_path, an encrypted key store, a SQLite file,
 a self-signed TLS certificate pinned in a secretariat-signed directory, a peer endpoint and a
@@ -8,12 +9,6 @@ who reached the port) would, and read the node's store to check what it kept.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
-from node.federation import Federation
 from tests.integration.kit import (  # noqa: F401 - helpers offered to the tests here
     BR,
     DELIVERY,
@@ -29,12 +24,3 @@ from tests.integration.kit import (  # noqa: F401 - helpers offered to the tests
     stop_node,
 )
 
-
-@pytest.fixture
-async def federation(tmp_path: Path) -> AsyncIterator[Federation]:
-    """FR:MJ, BR:MJSP and KE:ODPP, started, with pinned TLS and quick retries."""
-    fed = await start_federation(tmp_path, MEMBERS, delivery=DELIVERY)
-    try:
-        yield fed
-    finally:
-        await fed.stop()

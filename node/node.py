@@ -48,7 +48,7 @@ from node.log_api import log_routes
 from node.outbound import UPLOAD_PIECE, DeliveryWorker, Draft, compose, sent_entry
 from node.peer_api import peer_application
 from node.spontaneous import ACCEPTED
-from node.store import InboundRecord, OutboundRecord, Store, store_error
+from node.store import InboundRecord, OutboundRecord, Store, full_disk_as_store_error
 from node.tls import server_context
 from node.users import Session
 from node.witness import Alarm, Witness, WitnessStore
@@ -242,13 +242,8 @@ class Node:
         """Run a store operation on the store thread; a full disk comes back as
         ``store.disk_full``, whichever statement met it."""
         loop = asyncio.get_running_loop()
-        try:
+        with full_disk_as_store_error():
             return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
-        except sqlite3.OperationalError as exc:
-            translated = store_error(exc)
-            if translated is exc:
-                raise
-            raise translated from exc
 
     async def _site(self, app: web.Application, host: str, port: int,
                     tls: bool) -> int:

@@ -28,7 +28,7 @@ from node.statements import insert, insert_many
 from node.users import UserBook
 from protocol.errors import StoreDiskFull, StoreNotFound
 
-__all__ = ["InboundRecord", "LogEntry", "OutboundRecord", "Store", "store_error"]
+__all__ = ["InboundRecord", "LogEntry", "OutboundRecord", "Store", "full_disk_as_store_error"]
 
 LogEntry = tuple[str, bytes]
 """An audit log entry to append in the same transaction: (entry type, canonical bytes)."""
@@ -37,13 +37,16 @@ SCHEMA_VERSION = 1
 
 
 
-def store_error(exc: sqlite3.Error) -> Exception:
-    """SQLite's own errors as the store's: a full disk (or quota) is ``store.disk_full``."""
-    full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or \
-        "database or disk is full" in str(exc)
-    if full:
-        return StoreDiskFull(f"the node's database cannot grow: {exc}")
-    return exc
+@contextlib.contextmanager
+def full_disk_as_store_error() -> Iterator[None]:
+    """SQLite's full disk (or quota), wherever it is met, as ``store.disk_full``."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or \
+                "database or disk is full" in str(exc):
+            raise StoreDiskFull(f"the node's database cannot grow: {exc}") from exc
+        raise
 
 
 @dataclass(frozen=True)
@@ -213,7 +216,7 @@ class Store:
                     raise StoreDiskFull("the database rolled the transaction back")
                 conn.execute(f"RELEASE {name}")
             return
-        try:
+        with full_disk_as_store_error():
             conn.execute("BEGIN")
             try:
                 yield self.db
@@ -224,11 +227,6 @@ class Store:
             if not conn.in_transaction:
                 raise StoreDiskFull("the database rolled the transaction back")
             conn.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            translated = store_error(exc)
-            if translated is exc:
-                raise
-            raise translated from exc
 
     transaction = _transaction
 

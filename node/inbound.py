@@ -239,40 +239,46 @@ class InboundDesk:
         own, so a batch never loses or half-stores an envelope.
         """
         outcomes: list[Outcome | None] = [None] * len(batch)
-        staged: list[tuple[int, Prepared, Receipt, int]] = []
+        staged: list[tuple[int, Prepared, Receipt]] = []
+        audit = self.store.audit
         try:
             with self.store.transaction():
-                taken: set[tuple[str, str]] = set()
+                stored = self.store.receipts_for_inbound([p.digest for p in batch])
+                seen = self.store.seen_among([(p.opened.header.sender, p.opened.header.id)
+                                              for p in batch])
                 copies: dict[str, int] = {}  # envelope hash -> its first place in the batch
                 repeats: list[tuple[int, int]] = []
+                now = int(self.clock())
+                start = audit.size()
                 for i, prepared in enumerate(batch):
                     header = prepared.opened.header
-                    stored = self.store.receipt_for_inbound(prepared.digest)
-                    if stored is not None:
-                        outcomes[i] = Outcome(200, stored, True, duplicate=True)
+                    pair = (header.sender, header.id)
+                    if prepared.digest in stored:
+                        outcomes[i] = Outcome(200, stored[prepared.digest], True, duplicate=True)
                     elif prepared.digest in copies:
                         repeats.append((i, copies[prepared.digest]))
-                    elif ((header.sender, header.id) in taken
-                          or self.store.is_seen(header.sender, header.id)):
+                    elif pair in seen:
                         outcomes[i] = self.reject(EnvelopeReplayed(
                             f"message id {header.id} from {header.sender}"), prepared.data)
                     elif not prepared.opened.package.manifest:
-                        now = int(self.clock())
                         signed = self._sign(ReceiptStatus.ACCEPTED, envelope=prepared.digest,
                                             message_id=header.id, sender=header.sender,
-                                            received=now, log_index=self.store.audit.size())
-                        index = self.store.audit.append(EntryType.ENVELOPE_RECEIVED.value,
-                                                        received_entry(signed), now)
-                        staged.append((i, prepared, signed, index))
-                        taken.add((header.sender, header.id))
+                                            received=now, log_index=start + len(staged))
+                        staged.append((i, prepared, signed))
+                        seen.add(pair)
                         copies[prepared.digest] = i
-                origin, seed = log_origin(self.authority), self.keystore.identity.seed
-                receipts = [signed.with_proof(self.store.audit.proof(
-                    index, origin, seed, signed.received).encode())
-                    for _, _, signed, index in staged]
-                for (i, prepared, _, _), receipt in zip(staged, receipts, strict=True):
-                    self._store_accepted(prepared.opened, prepared.digest, receipt,
-                                         receipt.received, prepared.content)
+                indices = audit.append_many([(EntryType.ENVELOPE_RECEIVED.value,
+                                              received_entry(signed), now)
+                                             for _, _, signed in staged])
+                assert indices == [signed.log_index for _, _, signed in staged]
+                proofs = audit.proofs(indices, log_origin(self.authority),
+                                      self.keystore.identity.seed, now)
+                receipts = [signed.with_proof(proof.encode())
+                            for (_, _, signed), proof in zip(staged, proofs, strict=True)]
+                self._store_accepted_many(
+                    [(prepared.opened, prepared.digest, receipt, prepared.content)
+                     for (_, prepared, _), receipt in zip(staged, receipts, strict=True)], now)
+                for (i, _, _), receipt in zip(staged, receipts, strict=True):
                     outcomes[i] = Outcome(200, receipt.data, True)
                 for i, first in repeats:  # the same bytes twice: the same receipt twice
                     original = outcomes[first]
@@ -333,30 +339,35 @@ class InboundDesk:
     def _store_accepted(self, opened: OpenedEnvelope, digest: str, receipt: Receipt,
                         now: int, content: Content) -> None:
         """The receipt entry, the message, the seen pair and the receipt: after the proof."""
-        header = opened.header
-        self.store.audit.append(EntryType.RECEIPT_ISSUED.value, encode_entry(
+        self._store_accepted_many([(opened, digest, receipt, content)], now)
+
+    def _store_accepted_many(self, accepted: list[tuple[OpenedEnvelope, str, Receipt, Content]],
+                             now: int) -> None:
+        """``_store_accepted`` for a batch: the receipt entries in order, then the rows."""
+        self.store.audit.append_many([(EntryType.RECEIPT_ISSUED.value, encode_entry(
             EntryType.RECEIPT_ISSUED,
-            {"envelope": digest, "id": header.id, "from": header.sender, "to": self.authority,
-             "receipt": receipt.digest, "at": now},
-        ), now)
-        record = InboundRecord(
+            {"envelope": digest, "id": opened.header.id, "from": opened.header.sender,
+             "to": self.authority, "receipt": receipt.digest, "at": now},
+        ), now) for opened, digest, receipt, _ in accepted])
+        self.store.accept_inbound_many([InboundRecord(
             envelope_hash=digest,
-            message_id=header.id,
-            sender=header.sender,
-            kind=header.kind.value,
-            case_ref=header.case,
-            in_reply_to=header.in_reply_to,
-            priority=header.priority.value,
-            created=header.created,
-            expires=header.expires,
+            message_id=opened.header.id,
+            sender=opened.header.sender,
+            kind=opened.header.kind.value,
+            case_ref=opened.header.case,
+            in_reply_to=opened.header.in_reply_to,
+            priority=opened.header.priority.value,
+            created=opened.header.created,
+            expires=opened.header.expires,
             received_at=now,
             content_type=opened.package.content_type,
             archive=self.archive.seal(digest, opened.package.data),
             receipt=receipt.data,
             opened_at=None,
-        )
-        self.store.accept_inbound(record)
-        self._track(opened, now, content)
+        ) for opened, digest, receipt, _ in accepted])
+        for opened, _, _, content in accepted:
+            if opened.header.case or isinstance(content, CaseMessage):
+                self._track(opened, now, content)
 
     def _track(self, opened: OpenedEnvelope, now: int, content: Content) -> None:
         """Move the message's case; never raises, so the case cannot undo the acceptance."""

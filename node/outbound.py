@@ -236,10 +236,14 @@ class DeliveryWorker:
     async def _run(self) -> None:
         limit = asyncio.Semaphore(self.concurrency)
         while True:
+            if limit.locked():  # every attempt slot busy: polling now would find nothing to do
+                await limit.acquire()
+                limit.release()
             self._wake.clear()
             now = self.clock()
             due = await self.db(self.store.due, now, self.concurrency * MAX_BATCH,
-                                16 * 1024 * 1024, self.retry_max + 1.0)
+                                16 * 1024 * 1024, self.retry_max + 1.0,
+                                frozenset(self._in_flight))
             fresh = [r for r in due if r.envelope_hash not in self._in_flight]
             for group in self._batches(fresh):
                 self._in_flight.update(r.envelope_hash for r in group)

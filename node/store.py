@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -250,29 +250,44 @@ class Store:
         ).fetchone()
         return row is not None
 
+    def receipts_for_inbound(self, envelope_hashes: list[str]) -> dict[str, bytes]:
+        """``receipt_for_inbound`` for a batch, in one query: envelope hash -> receipt."""
+        if not envelope_hashes:
+            return {}
+        marks = ",".join("?" * len(envelope_hashes))
+        rows = self.db.execute(
+            f"SELECT envelope_hash, receipt FROM receipts WHERE direction = 'issued' "
+            f"AND envelope_hash IN ({marks})", envelope_hashes).fetchall()
+        return {str(h): bytes(r) for h, r in rows}
+
+    def seen_among(self, pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these (sender, message id) pairs were accepted before, in one query."""
+        if not pairs:
+            return set()
+        values = ",".join("(?,?)" for _ in pairs)
+        rows = self.db.execute(
+            f"SELECT s.sender, s.message_id FROM (VALUES {values}) AS k "
+            "JOIN seen AS s ON s.sender = k.column1 AND s.message_id = k.column2",
+            [v for pair in pairs for v in pair]).fetchall()
+        return {(str(sender), str(message_id)) for sender, message_id in rows}
+
     def accept_inbound(self, record: InboundRecord) -> None:
         """Make an accepted envelope durable: message, seen pair and receipt in one commit."""
+        self.accept_inbound_many([record])
+
+    def accept_inbound_many(self, records: list[InboundRecord]) -> None:
+        """``accept_inbound`` for a batch: the same rows, one statement per table."""
         with self._transaction():
-            insert(self.db, "messages_in",
-                   {k: v for k, v in record.__dict__.items() if k != "receipt"})
-            insert(self.db, "seen",
-                {
-                    "sender": record.sender,
-                    "message_id": record.message_id,
-                    "envelope_hash": record.envelope_hash,
-                    "expires": record.expires,
-                }
-            )
-            insert(self.db, "receipts",
-                {
-                    "envelope_hash": record.envelope_hash,
-                    "direction": "issued",
-                    "status": "accepted",
-                    "code": "",
-                    "receipt": record.receipt,
-                    "stored_at": record.received_at,
-                }
-            )
+            insert_many(self.db, "messages_in",
+                        [{k: v for k, v in r.__dict__.items() if k != "receipt"}
+                         for r in records])
+            insert_many(self.db, "seen", [
+                {"sender": r.sender, "message_id": r.message_id,
+                 "envelope_hash": r.envelope_hash, "expires": r.expires} for r in records])
+            insert_many(self.db, "receipts", [
+                {"envelope_hash": r.envelope_hash, "direction": "issued", "status": "accepted",
+                 "code": "", "receipt": r.receipt, "stored_at": r.received_at}
+                for r in records])
 
     def inbound(self, limit: int = 100, offset: int = 0) -> list[InboundRecord]:
         rows = self.db.execute(
@@ -354,29 +369,45 @@ class Store:
                  "next_attempt": next_attempt} for record, next_attempt, _ in queued])
 
     def due(self, now: float, limit: int, max_bytes: int = 16 * 1024 * 1024,
-            horizon: float | None = None) -> list[OutboundRecord]:
+            horizon: float | None = None, skip: Collection[str] = ()) -> list[OutboundRecord]:
         """The envelopes due now, oldest first: at most ``limit``, and about ``max_bytes``.
 
         The byte bound keeps a node's memory flat however much is queued and however large
         its envelopes are; the rest waits for the next round. No retry is ever scheduled more
         than ``horizon`` seconds ahead, so one further out means the wall clock stepped back
         (a corrected clock, a restored VM): it is due now rather than after the step.
+
+        ``skip`` names envelopes the caller already has in flight. Only their hashes are read:
+        under load most due envelopes are in flight, and reading each envelope at every poll
+        cost more than choosing the rest.
         """
         far = float("inf") if horizon is None else now + horizon
         rows = self.db.execute(
-            "SELECT m.*, NULL AS receipt FROM outbox o JOIN messages_out m "
+            "SELECT o.envelope_hash, length(m.envelope) FROM outbox o JOIN messages_out m "
             "ON m.envelope_hash = o.envelope_hash "
             "WHERE o.next_attempt <= ? OR o.next_attempt > ? "
             "ORDER BY o.next_attempt LIMIT ?",
-            [now, far, limit],
-        )
-        out: list[OutboundRecord] = []
+            [now, far, limit + len(skip)],
+        ).fetchall()
+        chosen: list[str] = []
         held = 0
-        while held < max_bytes and (row := rows.fetchone()) is not None:
-            record = self._outbound_row(row, rows.description)
-            held += len(record.envelope)
-            out.append(record)
-        return out
+        for digest, size in rows:
+            if digest in skip:
+                continue
+            if held >= max_bytes or len(chosen) == limit:
+                break
+            chosen.append(digest)
+            held += int(size)
+        found: dict[str, OutboundRecord] = {}
+        for start in range(0, len(chosen), 500):
+            part = chosen[start:start + 500]
+            cursor = self.db.execute(
+                "SELECT *, NULL AS receipt FROM messages_out "
+                f"WHERE envelope_hash IN ({','.join('?' * len(part))})", part)
+            for row in cursor.fetchall():
+                record = self._outbound_row(row, cursor.description)
+                found[record.envelope_hash] = record
+        return [found[digest] for digest in chosen if digest in found]
 
     def next_due(self) -> float | None:
         row = self.db.execute("SELECT min(next_attempt) FROM outbox").fetchone()

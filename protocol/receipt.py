@@ -14,6 +14,7 @@ that could not even be read in full names the envelope as the empty string.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 import re
@@ -98,7 +99,10 @@ class Receipt:
         """The same signed receipt followed by the receiver's log inclusion proof."""
         if self.log_index is None:
             raise ReceiptMalformed("only an acceptance with a log index carries a proof")
-        return parse_receipt(self.signed + frame(proof))
+        if not proof or len(proof) > MAX_PROOF:
+            raise ReceiptMalformed(f"a log proof is 1 to {MAX_PROOF} bytes")
+        signed = self.signed
+        return dataclasses.replace(self, data=signed + frame(proof), proof=proof)
 
     @property
     def accepted(self) -> bool:

@@ -349,17 +349,17 @@ async def test_a_failed_group_commit_falls_back_to_one_by_one(
         federation: Federation, monkeypatch: pytest.MonkeyPatch) -> None:
     """The batch's transaction is undone; every envelope is then committed on its own."""
     br = federation.nodes[BR]
-    real = br.store.accept_inbound
+    real = br.store.accept_inbound_many
     calls = 0
 
-    def failing_once(record: Any) -> None:
+    def failing_once(records: Any) -> None:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise sqlite3.IntegrityError("injected")
-        real(record)
+        real(records)
 
-    monkeypatch.setattr(br.store, "accept_inbound", failing_once)
+    monkeypatch.setattr(br.store, "accept_inbound_many", failing_once)
     size_before = await br.call(br.store.audit.size)
     records = [sealed(federation, FR, BR, f"m{i}".encode()) for i in range(4)]
 

@@ -182,6 +182,20 @@ def test_a_retry_scheduled_beyond_the_horizon_is_due_after_the_clock_steps_back(
         late.message_id, soon.message_id}
 
 
+def test_due_skips_what_is_in_flight_and_keeps_the_limit_and_byte_bound(store: Store) -> None:
+    records = [outbound() for _ in range(6)]
+    for n, record in enumerate(records):
+        store.queue_outbound(record, 10.0 + n)
+    hashes = [r.envelope_hash for r in records]
+    assert store.due(20.0, 10, skip=frozenset(hashes[:2])) == records[2:]
+    assert store.due(20.0, 2, skip=frozenset(hashes[1:3])) == [records[0], records[3]]
+    assert store.due(20.0, 10, skip=frozenset(hashes)) == []
+    # About max_bytes: the envelope that reaches the bound is the last one taken.
+    size = len(records[0].envelope)
+    assert store.due(20.0, 10, max_bytes=2 * size, skip={hashes[0]}) == records[1:3]
+    assert store.due(12.0, 10, skip={hashes[0]}) == records[1:3]  # only what is due
+
+
 def test_outbox_lifecycle_refusal_and_failure(store: Store) -> None:
     refused, failed = outbound(), outbound("KE:ODPP")
     store.queue_outbound(refused, 1.0)
@@ -345,5 +359,55 @@ def test_record_deliveries_stores_what_record_delivery_stores(tmp_path: Path) ->
         assert bulk.db.execute(query).fetchall() == one.db.execute(query).fetchall()
     assert log_rows(bulk) == log_rows(one)
     assert bulk.outbound_states() == {"delivered": 4, "refused": 2}
+    one.close()
+    bulk.close()
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 8, 13, 64])
+def test_proofs_are_the_proofs_one_by_one(tmp_path: Path, size: int) -> None:
+    from protocol.checkpoint import open_checkpoint
+    from protocol.log_entry import EntryType, encode_entry
+    from protocol.merkle import leaf_hash, verify_inclusion
+    from protocol.signing import public_key_of
+
+    seed, origin = os.urandom(32), "rogatory/log/FR:MJ"
+    store = Store(tmp_path / "log.db")
+    entries = [encode_entry(EntryType.DIRECTORY_ADOPTED,
+                            {"serial": n + 1, "digest": "cd" * 32, "at": n}) for n in range(size)]
+    with store.transaction():
+        store.audit.append_many([(EntryType.DIRECTORY_ADOPTED.value, e, 7) for e in entries])
+        indices = sorted({0, size // 2, size - 1})
+        bulk = store.audit.proofs(indices, origin, seed, 7)
+        assert bulk == [store.audit.proof(i, origin, seed, 7) for i in indices]
+    checkpoint, _ = open_checkpoint(bulk[0].checkpoint, origin, public_key_of(seed))
+    assert checkpoint.size == size
+    for index, proof in zip(indices, bulk, strict=True):
+        verify_inclusion(leaf_hash(entries[index]), index, size, proof.hashes, checkpoint.root)
+    store.close()
+
+
+def test_accept_inbound_many_stores_what_accept_inbound_stores(tmp_path: Path) -> None:
+    records = [inbound() for _ in range(5)]
+    one, bulk = Store(tmp_path / "one.db"), Store(tmp_path / "bulk.db")
+    with one.transaction():
+        for record in records:
+            one.accept_inbound(record)
+    bulk.accept_inbound_many(records)
+    for table in ("messages_in", "seen", "receipts"):
+        query = f"SELECT * FROM {table} ORDER BY rowid"
+        assert bulk.db.execute(query).fetchall() == one.db.execute(query).fetchall()
+    hashes = [r.envelope_hash for r in records]
+    assert bulk.receipts_for_inbound([*hashes[:2], "00" * 32]) == {
+        r.envelope_hash: r.receipt for r in records[:2]}
+    assert bulk.receipts_for_inbound([]) == {}
+    pairs = [(r.sender, r.message_id) for r in records[3:]]
+    assert bulk.seen_among([*pairs, ("FR:MJ", "never-sent"), ("DE:BMJ", records[0].message_id)]
+                           ) == set(pairs)
+    assert bulk.seen_among([]) == set()
+    # A repeat anywhere in the batch: an integrity error and nothing of the batch stored.
+    before = counts(bulk)
+    with pytest.raises(sqlite3.IntegrityError):
+        bulk.accept_inbound_many([inbound(), records[1]])
+    assert counts(bulk) == before
     one.close()
     bulk.close()

@@ -48,7 +48,12 @@ from node.config import NodeConfig, load_config, read_api_token
 from node.federation import Federation, Member, passphrase_for
 from protocol.suites import Suite
 
-SENDER, RECIPIENT = "XA:MOJ", "XB:MOJ"
+SENDER = "XA:MOJ"
+
+
+def recipients(peers: int) -> list[str]:
+    """XB:MOJ, XC:MOJ, ...: the sender's peers, each its own node process."""
+    return [f"X{chr(ord('B') + n)}:MOJ" for n in range(peers)]
 
 
 def serve(home: Path, authority: str, log: Path) -> subprocess.Popen[bytes]:
@@ -90,12 +95,19 @@ def peak_rss_mb(pid: int) -> float:
 class Sender:
     """Queues envelopes through the sender's local API; stamps each submit."""
 
-    def __init__(self, config: NodeConfig, size: int) -> None:
+    def __init__(self, config: NodeConfig, size: int, peers: list[str]) -> None:
         self.url = f"http://127.0.0.1:{config.api_port}/api/v1/messages"
         self.headers = {"Authorization": f"Bearer {read_api_token(config)}",
                         "Content-Type": "application/json"}
-        self.body = {"to": RECIPIENT, "kind": "request", "payload": "x" * size}
+        self.bodies = [{"to": peer, "kind": "request", "payload": "x" * size} for peer in peers]
+        self.turn = 0
         self.submitted: dict[str, float] = {}
+
+    @property
+    def body(self) -> dict[str, str]:
+        """The next peer's turn: envelopes go to the peers in rotation."""
+        self.turn += 1
+        return self.bodies[self.turn % len(self.bodies)]
 
     async def one(self, session: aiohttp.ClientSession) -> None:
         started = time.perf_counter()
@@ -108,7 +120,7 @@ class Sender:
 
     async def many(self, session: aiohttp.ClientSession, count: int) -> None:
         started = time.perf_counter()
-        body = {"messages": [self.body] * count}
+        body = {"messages": [self.body for _ in range(count)]}
         async with session.post(self.url + "/batch", data=json.dumps(body),
                                 headers=self.headers) as response:
             answer = await response.json()
@@ -151,21 +163,12 @@ class Sender:
             await asyncio.gather(*tasks)
 
 
-def first_rowid(database: Path) -> int:
-    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-    try:
-        row = conn.execute("SELECT coalesce(max(rowid), 0) + 1 FROM messages_out").fetchone()
-        return int(row[0])
-    finally:
-        conn.close()
-
-
-async def run_phase(config: NodeConfig, size: int, count: int, *, concurrency: int = 0,
-                    rate: float = 0.0, per_call: int = 1, poll: float = 0.005,
-                    timeout: float = 1800.0) -> tuple[float, list[float]]:
+async def run_phase(config: NodeConfig, size: int, count: int, peers: list[str], *,
+                    concurrency: int = 0, rate: float = 0.0, per_call: int = 1,
+                    poll: float = 0.005, timeout: float = 1800.0) -> tuple[float, list[float]]:
     """Throughput (done/s from first submit to last done) and the latencies, in seconds."""
-    sender = Sender(config, size)
-    poller = Poller(config.database_path, first_rowid(config.database_path))
+    sender = Sender(config, size, peers)
+    poller = Poller(config.database_path)
     started = time.perf_counter()
     submitting = (sender.flood(count, concurrency, per_call) if concurrency
                   else sender.paced(rate, count))
@@ -204,31 +207,38 @@ async def main() -> None:
                         help="envelopes per local API call in the throughput run (default 1; "
                              "more uses POST /api/v1/messages/batch, as a bulk tool would)")
     parser.add_argument("--short", action="store_true", help="300 envelopes: a CI smoke run")
+    parser.add_argument("--peers", type=int, default=1,
+                        help="receiving nodes, each its own process; the sender sends to them "
+                             "in turn (default 1)")
     parser.add_argument("--keep", help="put the node folders here and keep them")
     args = parser.parse_args()
+    peers = recipients(args.peers)
+    everyone = [SENDER, *peers]
     count = 300 if args.short else args.messages
     paced = args.paced or max(200, count // 10)
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="rogatory-exchange-"))
     root.mkdir(parents=True, exist_ok=True)
 
-    federation = Federation.create(root / "nodes", [Member(SENDER, "A"), Member(RECIPIENT, "B")],
+    federation = Federation.create(root / "nodes", [Member(a, a[:2]) for a in everyone],
                                    delivery={"retry_base": 0.05, "retry_max": 1.0})
-    configs = {a: load_config(federation.home(a)) for a in (SENDER, RECIPIENT)}
+    configs = {a: load_config(federation.home(a)) for a in everyone}
     processes = {a: serve(federation.home(a), a, root / f"{a.replace(':', '-')}.log")
-                 for a in (SENDER, RECIPIENT)}
+                 for a in everyone}
     try:
         for config in configs.values():
             wait_listening(config)
         config = configs[SENDER]
-        await run_phase(config, args.size, 20, concurrency=4)  # warm-up: TLS, caches
+        await run_phase(config, args.size, 20 * len(peers), peers,
+                        concurrency=4)  # warm-up: TLS, caches
         cpu = {a: cpu_seconds(p.pid) for a, p in processes.items()}
-        throughput, flood = await run_phase(config, args.size, count,
+        throughput, flood = await run_phase(config, args.size, count, peers,
                                             concurrency=args.concurrency,
                                             per_call=args.per_call)
         cpu = {a: (cpu_seconds(p.pid) - cpu[a]) / count for a, p in processes.items()}
         paced_runs = {}
         for share in (0.25, 0.5, 1.0):
-            _, latencies = await run_phase(config, args.size, paced, rate=share * throughput)
+            _, latencies = await run_phase(config, args.size, paced, peers,
+                                           rate=share * throughput)
             paced_runs[share] = latencies
         rss = {a: peak_rss_mb(p.pid) for a, p in processes.items()}
     finally:
@@ -243,7 +253,8 @@ async def main() -> None:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(f"rogatory exchange benchmark, {now}; {os.cpu_count()} CPUs ({platform.machine()}), "
           f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}")
-    print(f"2 node processes on loopback, TLS, suite {Suite.HYBRID.value}; "
+    print(f"{len(everyone)} node processes on loopback (1 sender, {len(peers)} receiving "
+          f"peer(s)), TLS, suite {Suite.HYBRID.value}; "
           f"payload {args.size:,} B, envelope {len(envelope):,} B")
     print()
     print(f"  throughput run      {count:,} envelopes, {args.concurrency} submit calls in "
@@ -256,10 +267,12 @@ async def main() -> None:
         print(f"  paced at {share:4.0%}       {share * throughput:,.0f}/s offered, "
               f"{len(latencies):,} envelopes: p50 {1000 * statistics.median(latencies):,.0f} ms,"
               f" p99 {1000 * pct(latencies, 99):,.0f} ms")
+    receiving = sum(cpu[a] for a in peers)
     print(f"  CPU per envelope    sender {1000 * cpu[SENDER]:.2f} ms, receiver "
-          f"{1000 * cpu[RECIPIENT]:.2f} ms (user + system, all threads, in the throughput run)")
+          f"{1000 * receiving:.2f} ms (user + system, all threads, in the throughput run"
+          f"{'; receivers together' if len(peers) > 1 else ''})")
     print(f"  peak RSS            sender {rss[SENDER]:,.0f} MB, receiver "
-          f"{rss[RECIPIENT]:,.0f} MB")
+          f"{max(rss[a] for a in peers):,.0f} MB{' (the largest)' if len(peers) > 1 else ''}")
     print()
     print(f"  raw single-core limit  {limit['limit']:,.0f} envelopes/s  ->  this run reaches "
           f"{throughput / limit['limit']:.2f} of it")

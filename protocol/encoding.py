@@ -41,8 +41,37 @@ MAX_DEPTH = 32
 
 
 def _check_value(value: Any, depth: int = 0) -> None:
+    """Refuse what canonical JSON cannot carry, reporting the first offence in document order.
+
+    Decoded JSON holds only exact ``dict``, ``list``, ``str``, ``int``, ``bool`` and ``None``,
+    so those are recognised by exact type, and scalar members are checked in the loop instead
+    of by a call each; anything else (tuples, other mappings, subclasses) takes the general
+    ``Mapping``/``Sequence`` path. Inline checks stop one level short of ``MAX_DEPTH`` so the
+    depth error comes from the same place, in the same order, as before.
+    """
     if depth > MAX_DEPTH:
         raise EncodingError(f"nesting deeper than {MAX_DEPTH}")
+    kind = type(value)
+    if kind is dict and depth < MAX_DEPTH:
+        for key, item in value.items():
+            if not isinstance(key, str) or not key.isascii():
+                raise EncodingError(f"object key {key!r} is not an ASCII string")
+            kind = type(item)
+            if kind is str or item is None or kind is bool:
+                continue
+            if kind is int and -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+                continue
+            _check_value(item, depth + 1)
+        return
+    if kind is list and depth < MAX_DEPTH:
+        for item in value:
+            kind = type(item)
+            if kind is str or item is None or kind is bool:
+                continue
+            if kind is int and -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+                continue
+            _check_value(item, depth + 1)
+        return
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return
     if isinstance(value, int):
@@ -62,14 +91,16 @@ def _check_value(value: Any, depth: int = 0) -> None:
     raise EncodingError(f"type {type(value).__name__} cannot be encoded")
 
 
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 def canonical_json(value: Any) -> bytes:
     """Encode a value as canonical JSON bytes (UTF-8, sorted keys, no insignificant space)."""
     _check_value(value)
     try:
-        text = json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
-        return text.encode("utf-8")
+        return _ENCODER.encode(value).encode("utf-8")
     except (ValueError, TypeError, UnicodeEncodeError) as exc:
         raise EncodingError(str(exc)) from exc
 
@@ -87,8 +118,28 @@ def _refuse_float(text: str) -> Any:
     raise EncodingError(f"number {text} is not an integer")
 
 
+_PLAIN = json.JSONDecoder(parse_float=_refuse_float, parse_constant=_refuse_float)
+
+
 def parse_canonical_json(data: bytes) -> Any:
-    """Decode canonical JSON, refusing duplicates, floats and any non-canonical spelling."""
+    """Decode canonical JSON, refusing duplicates, floats and any non-canonical spelling.
+
+    Canonical JSON never repeats a key, so input whose plain parse re-encodes to the same
+    bytes holds no duplicate and needs no per-object hook. Anything else, error or mismatch,
+    goes through the strict parse, which raises exactly the error it always has (a duplicate
+    key or float before the mismatch, in document order).
+    """
+    try:
+        text = data.decode("utf-8")
+        value, end = _PLAIN.raw_decode(text)
+        if end == len(text) and canonical_json(value) == data:
+            return value
+    except (ValueError, RecursionError, RogatoryError):
+        pass
+    return _parse_strict(data)
+
+
+def _parse_strict(data: bytes) -> Any:
     try:
         text = data.decode("utf-8")
         value = json.loads(

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from protocol import checkpoint as checkpoint_module
 from protocol.checkpoint import (
     Checkpoint,
     TlogProof,
@@ -180,6 +181,21 @@ def test_a_fresh_copy_of_the_same_bytes_gives_the_same_answer() -> None:
     assert TlogProof(3, HASHES, copy) == first
     with pytest.raises(LogMalformed, match="index 7 is not in a tree of size 7"):
         TlogProof(7, HASHES, copy)
+
+
+class _Bytes(bytes):
+    pass
+
+
+def test_large_notes_and_bytes_subclasses_are_parsed_each_time() -> None:
+    big = _note(5, extensions=("x" * (checkpoint_module._CACHED_NOTE_BYTES + 1),))
+    assert len(big) > checkpoint_module._CACHED_NOTE_BYTES
+    before = checkpoint_module._tree_size.cache_info()
+    assert TlogProof(4, HASHES, big).checkpoint == big
+    assert TlogProof(4, HASHES, _Bytes(_note(5))).index == 4
+    assert checkpoint_module._tree_size.cache_info().misses == before.misses
+    with pytest.raises(LogMalformed, match="not in a tree of size 5"):
+        TlogProof(5, HASHES, big)
 
 
 def test_parse_tlog_proof_round_trips_with_a_shared_checkpoint() -> None:

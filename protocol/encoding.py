@@ -190,16 +190,20 @@ class Reader:
     """Reads a binary structure front to back; every short read is a malformed-input error."""
 
     def __init__(self, data: bytes, error: type[RogatoryError] = EncodingError) -> None:
-        self._data = memoryview(data)
+        # A bytes slice is one copy; a memoryview slice is an object and then a copy. Other
+        # buffers keep the memoryview, whose slices bytes() turns into bytes as before.
+        self._data: bytes | memoryview = data if type(data) is bytes else memoryview(data)
+        self._size = len(self._data)
         self._pos = 0
         self._error = error
 
     def _take(self, count: int) -> bytes:
-        if count < 0 or self._pos + count > len(self._data):
-            raise self._error(f"truncated at byte {self._pos}: {count} more bytes expected")
-        chunk = bytes(self._data[self._pos : self._pos + count])
-        self._pos += count
-        return chunk
+        pos = self._pos
+        if count < 0 or pos + count > self._size:
+            raise self._error(f"truncated at byte {pos}: {count} more bytes expected")
+        chunk = self._data[pos : pos + count]
+        self._pos = pos + count
+        return chunk if type(chunk) is bytes else bytes(chunk)
 
     def fixed(self, count: int) -> bytes:
         return self._take(count)
@@ -215,15 +219,15 @@ class Reader:
         return self._take(size)
 
     def end(self) -> None:
-        if self._pos != len(self._data):
-            raise self._error(f"{len(self._data) - self._pos} unexpected trailing bytes")
+        if self._pos != self._size:
+            raise self._error(f"{self._size - self._pos} unexpected trailing bytes")
 
     @property
     def position(self) -> int:
         return self._pos
 
     def remaining(self) -> int:
-        return len(self._data) - self._pos
+        return self._size - self._pos
 
 
 def require_fields(

@@ -10,6 +10,8 @@ a peer gets back in a signed refusal is part of the protocol.
 from __future__ import annotations
 
 import json
+import struct
+from array import array
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from enum import IntEnum
@@ -20,8 +22,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.encoding import MAX_DEPTH, MAX_SAFE_INTEGER, canonical_json, parse_canonical_json
-from protocol.errors import EncodingError, NonCanonicalEncoding
+from protocol.encoding import (
+    MAX_DEPTH,
+    MAX_SAFE_INTEGER,
+    Reader,
+    canonical_json,
+    frame,
+    parse_canonical_json,
+)
+from protocol.errors import EncodingError, NonCanonicalEncoding, ReceiptMalformed, RogatoryError
 
 # --- the oracle: the implementation before the fast paths --------------------------------------
 
@@ -281,3 +290,97 @@ def test_parsing_matches_the_reference(value: Any) -> None:
        .map(str.encode))
 def test_arbitrary_bytes_parse_as_before(data: bytes) -> None:
     assert_same_parse(data)
+
+
+# --- Reader -------------------------------------------------------------------------------------
+
+
+class ReferenceReader:
+    """``Reader`` before it sliced bytes directly."""
+
+    def __init__(self, data: Any, error: type[RogatoryError] = EncodingError) -> None:
+        self._data = memoryview(data)
+        self._pos = 0
+        self._error = error
+
+    def _take(self, count: int) -> bytes:
+        if count < 0 or self._pos + count > len(self._data):
+            raise self._error(f"truncated at byte {self._pos}: {count} more bytes expected")
+        chunk = bytes(self._data[self._pos : self._pos + count])
+        self._pos += count
+        return chunk
+
+    def fixed(self, count: int) -> bytes:
+        return self._take(count)
+
+    def u32(self) -> int:
+        value: int = struct.unpack(">I", self._take(4))[0]
+        return value
+
+    def framed(self, limit: int | None = None) -> bytes:
+        size = self.u32()
+        if limit is not None and size > limit:
+            raise self._error(f"field of {size} bytes exceeds the limit of {limit}")
+        return self._take(size)
+
+    def end(self) -> None:
+        if self._pos != len(self._data):
+            raise self._error(f"{len(self._data) - self._pos} unexpected trailing bytes")
+
+    def remaining(self) -> int:
+        return len(self._data) - self._pos
+
+
+class _Bytes(bytes):
+    pass
+
+
+def _script(reader_type: Any, data: Any, steps: list[tuple[str, int]]) -> list[Any]:
+    log: list[Any] = []
+    try:
+        reader = reader_type(data, ReceiptMalformed)
+    except TypeError as exc:
+        return [("init", type(exc))]
+    for step, arg in steps:
+        try:
+            if step == "fixed":
+                result: Any = reader.fixed(arg)
+            elif step == "framed":
+                result = reader.framed(arg if arg >= 0 else None)
+            elif step == "u32":
+                result = reader.u32()
+            elif step == "end":
+                result = reader.end()
+            else:
+                result = reader.remaining()
+        except RogatoryError as exc:
+            log.append(("error", type(exc), exc.detail))
+            continue
+        except struct.error as exc:  # a buffer of 2-byte items: 4 items are 8 bytes
+            log.append(("struct.error", str(exc)))
+            continue
+        log.append(("ok", type(result), result, reader.remaining()))
+    return log
+
+
+STEPS = st.lists(st.tuples(st.sampled_from(["fixed", "framed", "u32", "end", "remaining"]),
+                           st.integers(min_value=-2, max_value=12)), max_size=8)
+
+
+def _buffers(raw: bytes) -> list[Any]:
+    return [raw, bytearray(raw), memoryview(raw), _Bytes(raw), array("B", raw),
+            array("H", raw[: len(raw) // 2 * 2])]
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=24) | st.lists(st.binary(max_size=6), max_size=3).map(
+    lambda parts: frame(*parts)), STEPS)
+def test_reader_reads_as_before(raw: bytes, steps: list[tuple[str, int]]) -> None:
+    for data in _buffers(raw):
+        assert _script(Reader, data, steps) == _script(ReferenceReader, data, steps), data
+
+
+@pytest.mark.parametrize("data", ["text", 42, None])
+def test_reader_refuses_non_buffers_as_before(data: Any) -> None:
+    assert _script(Reader, data, []) == _script(ReferenceReader, data, []) == [
+        ("init", TypeError)]

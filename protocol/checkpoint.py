@@ -22,6 +22,7 @@ A *tlog-proof* (c2sp.org/tlog-proof@v1) bundles an entry's index, its inclusion 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -227,6 +228,20 @@ def with_signatures(data: bytes, extra: Iterable[NoteSignature]) -> bytes:
     return Note(note.text, tuple(merged.values())).encode()
 
 
+_CACHED_NOTE_BYTES = 16 * 1024
+
+
+@functools.lru_cache(maxsize=64)
+def _tree_size(note: bytes) -> int:
+    """The tree size of a signed checkpoint, remembered for the notes seen last.
+
+    The receipts of one batch all carry the same checkpoint bytes, and every ``TlogProof`` built
+    or parsed must know its tree size. Parsing is a pure function of the bytes; a note that
+    fails raises and is not remembered, so it fails the same way every time.
+    """
+    return parse_checkpoint_text(parse_note(note).text).size
+
+
 @dataclass(frozen=True)
 class TlogProof:
     """An entry's index, its inclusion proof hashes and the signed checkpoint they lead to.
@@ -251,9 +266,13 @@ class TlogProof:
             not isinstance(self.extra, bytes) or len(self.extra) > MAX_EXTRA_BYTES
         ):
             raise LogMalformed(f"extra data is at most {MAX_EXTRA_BYTES} bytes")
-        checkpoint = parse_checkpoint_text(parse_note(self.checkpoint).text)
-        if index >= checkpoint.size:
-            raise LogMalformed(f"index {index} is not in a tree of size {checkpoint.size}")
+        note = self.checkpoint
+        if type(note) is bytes and len(note) <= _CACHED_NOTE_BYTES:
+            size = _tree_size(note)
+        else:
+            size = parse_checkpoint_text(parse_note(note).text).size
+        if index >= size:
+            raise LogMalformed(f"index {index} is not in a tree of size {size}")
 
     def encode(self) -> bytes:
         lines = [PROOF_HEADER]

@@ -41,8 +41,37 @@ MAX_DEPTH = 32
 
 
 def _check_value(value: Any, depth: int = 0) -> None:
+    """Refuse what canonical JSON cannot carry, reporting the first offence in document order.
+
+    Decoded JSON holds only exact ``dict``, ``list``, ``str``, ``int``, ``bool`` and ``None``,
+    so those are recognised by exact type, and scalar members are checked in the loop instead
+    of by a call each; anything else (tuples, other mappings, subclasses) takes the general
+    ``Mapping``/``Sequence`` path. Inline checks stop one level short of ``MAX_DEPTH`` so the
+    depth error comes from the same place, in the same order, as before.
+    """
     if depth > MAX_DEPTH:
         raise EncodingError(f"nesting deeper than {MAX_DEPTH}")
+    kind = type(value)
+    if kind is dict and depth < MAX_DEPTH:
+        for key, item in value.items():
+            if not isinstance(key, str) or not key.isascii():
+                raise EncodingError(f"object key {key!r} is not an ASCII string")
+            kind = type(item)
+            if kind is str or item is None or kind is bool:
+                continue
+            if kind is int and -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+                continue
+            _check_value(item, depth + 1)
+        return
+    if kind is list and depth < MAX_DEPTH:
+        for item in value:
+            kind = type(item)
+            if kind is str or item is None or kind is bool:
+                continue
+            if kind is int and -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+                continue
+            _check_value(item, depth + 1)
+        return
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return
     if isinstance(value, int):
@@ -62,14 +91,16 @@ def _check_value(value: Any, depth: int = 0) -> None:
     raise EncodingError(f"type {type(value).__name__} cannot be encoded")
 
 
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 def canonical_json(value: Any) -> bytes:
     """Encode a value as canonical JSON bytes (UTF-8, sorted keys, no insignificant space)."""
     _check_value(value)
     try:
-        text = json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
-        return text.encode("utf-8")
+        return _ENCODER.encode(value).encode("utf-8")
     except (ValueError, TypeError, UnicodeEncodeError) as exc:
         raise EncodingError(str(exc)) from exc
 
@@ -87,8 +118,28 @@ def _refuse_float(text: str) -> Any:
     raise EncodingError(f"number {text} is not an integer")
 
 
+_PLAIN = json.JSONDecoder(parse_float=_refuse_float, parse_constant=_refuse_float)
+
+
 def parse_canonical_json(data: bytes) -> Any:
-    """Decode canonical JSON, refusing duplicates, floats and any non-canonical spelling."""
+    """Decode canonical JSON, refusing duplicates, floats and any non-canonical spelling.
+
+    Canonical JSON never repeats a key, so input whose plain parse re-encodes to the same
+    bytes holds no duplicate and needs no per-object hook. Anything else, error or mismatch,
+    goes through the strict parse, which raises exactly the error it always has (a duplicate
+    key or float before the mismatch, in document order).
+    """
+    try:
+        text = data.decode("utf-8")
+        value, end = _PLAIN.raw_decode(text)
+        if end == len(text) and canonical_json(value) == data:
+            return value
+    except (ValueError, RecursionError, RogatoryError):
+        pass
+    return _parse_strict(data)
+
+
+def _parse_strict(data: bytes) -> Any:
     try:
         text = data.decode("utf-8")
         value = json.loads(
@@ -139,16 +190,20 @@ class Reader:
     """Reads a binary structure front to back; every short read is a malformed-input error."""
 
     def __init__(self, data: bytes, error: type[RogatoryError] = EncodingError) -> None:
-        self._data = memoryview(data)
+        # A bytes slice is one copy; a memoryview slice is an object and then a copy. Other
+        # buffers keep the memoryview, whose slices bytes() turns into bytes as before.
+        self._data: bytes | memoryview = data if type(data) is bytes else memoryview(data)
+        self._size = len(self._data)
         self._pos = 0
         self._error = error
 
     def _take(self, count: int) -> bytes:
-        if count < 0 or self._pos + count > len(self._data):
-            raise self._error(f"truncated at byte {self._pos}: {count} more bytes expected")
-        chunk = bytes(self._data[self._pos : self._pos + count])
-        self._pos += count
-        return chunk
+        pos = self._pos
+        if count < 0 or pos + count > self._size:
+            raise self._error(f"truncated at byte {pos}: {count} more bytes expected")
+        chunk = self._data[pos : pos + count]
+        self._pos = pos + count
+        return chunk if type(chunk) is bytes else bytes(chunk)
 
     def fixed(self, count: int) -> bytes:
         return self._take(count)
@@ -164,15 +219,15 @@ class Reader:
         return self._take(size)
 
     def end(self) -> None:
-        if self._pos != len(self._data):
-            raise self._error(f"{len(self._data) - self._pos} unexpected trailing bytes")
+        if self._pos != self._size:
+            raise self._error(f"{self._size - self._pos} unexpected trailing bytes")
 
     @property
     def position(self) -> int:
         return self._pos
 
     def remaining(self) -> int:
-        return len(self._data) - self._pos
+        return self._size - self._pos
 
 
 def require_fields(

@@ -32,6 +32,9 @@ class Kind(enum.Enum):
 
     @classmethod
     def from_name(cls, name: object) -> Kind:
+        found = _KINDS.get(name) if type(name) is str else None
+        if found is not None:
+            return found
         for kind in cls:
             if kind.value == name:
                 return kind
@@ -44,7 +47,16 @@ class Priority(enum.Enum):
 
     @classmethod
     def from_name(cls, name: object) -> Priority:
+        found = _PRIORITIES.get(name) if type(name) is str else None
+        if found is not None:
+            return found
         for priority in cls:
             if priority.value == name:
                 return priority
         raise EnvelopeMalformed(f"priority {name!r} is neither 'normal' nor 'urgent'")
+
+
+# Header decoding looks a kind and a priority up for every envelope; iterating an Enum and
+# reading ``.value`` costs microseconds. Anything but an exact str keeps the equality scan.
+_KINDS: dict[str, Kind] = {kind.value: kind for kind in Kind}
+_PRIORITIES: dict[str, Priority] = {priority.value: priority for priority in Priority}

@@ -50,6 +50,9 @@ class Suite(enum.Enum):
 
     @classmethod
     def from_name(cls, name: str) -> Suite:
+        found = _SUITES.get(name) if type(name) is str else None
+        if found is not None:
+            return found
         for suite in cls:
             if suite.value == name:
                 return suite
@@ -71,6 +74,10 @@ class Suite(enum.Enum):
     def _hpke(self) -> hpke.Suite:
         kem = hpke.KEM.MLKEM768_X25519 if self is Suite.HYBRID else hpke.KEM.X25519
         return hpke.Suite(kem, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305)
+
+
+# Looked up for every envelope header; see protocol.kinds for why not by iterating the Enum.
+_SUITES: dict[str, Suite] = {suite.value: suite for suite in Suite}
 
 
 def key_id(public_raw: bytes) -> str:

@@ -38,6 +38,8 @@ Example (what ``rogatory init`` writes)::
 
     [audit]
     witness_interval = 60.0      # seconds between rounds of fetching and cosigning peers' logs
+    receipt_check_interval = 0.5 # at most one check of a peer's log per this many seconds
+                                 # while its receipts keep coming (the newest is always checked)
 
     [cases]
     retrieval_receipts = true    # send the sender signed evidence of each message's first opening
@@ -91,6 +93,7 @@ class NodeConfig:
     retry_base: float = 0.5
     retry_max: float = 300.0
     witness_interval: float = 60.0
+    receipt_check_interval: float = 0.5
     retrieval_receipts: bool = True
     passphrase_env: str = "ROGATORY_PASSPHRASE"
     api_token_env: str = "ROGATORY_API_TOKEN"
@@ -205,6 +208,8 @@ def load_config(home: Path) -> NodeConfig:
         retry_max=_typed(delivery, "retry_max", float, defaults.retry_max),
         witness_interval=_typed(audit, "witness_interval", float,
                                 defaults.witness_interval),
+        receipt_check_interval=_typed(audit, "receipt_check_interval", float,
+                                      defaults.receipt_check_interval),
         retrieval_receipts=_typed(cases, "retrieval_receipts", bool, True),
         passphrase_env=_typed(secrets, "passphrase_env", str, defaults.passphrase_env),
         api_token_env=_typed(secrets, "api_token_env", str, defaults.api_token_env),
@@ -217,6 +222,8 @@ def load_config(home: Path) -> NodeConfig:
         raise ConfigError("[web] needs its own port: never the peer endpoint's or the API's")
     if min(config.web_max_failures, config.web_lockout, config.web_session_idle) < 1:
         raise ConfigError("[web] max_failures, lockout and session_idle must be positive")
+    if config.receipt_check_interval < 0:
+        raise ConfigError("[audit] receipt_check_interval cannot be negative")
     if config.threshold < 1 or config.threshold > max(1, len(config.secretariat)):
         raise ConfigError("directory.threshold must be between 1 and the number of keys")
     try:
@@ -266,7 +273,8 @@ def render_config(config: NodeConfig) -> str:
             "retry_base": config.retry_base,
             "retry_max": config.retry_max,
         },
-        "audit": {"witness_interval": config.witness_interval},
+        "audit": {"witness_interval": config.witness_interval,
+                  "receipt_check_interval": config.receipt_check_interval},
         "cases": {"retrieval_receipts": config.retrieval_receipts},
         "secrets": {
             "passphrase_env": config.passphrase_env,

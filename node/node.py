@@ -143,6 +143,7 @@ class Node:
             store=WitnessStore(self.store.db), db=self.call,
             directory=lambda: self._directory, clock=clock,
             interval=config.witness_interval,
+            receipt_interval=config.receipt_check_interval,
         )
         self.worker.on_checkpoint = self._witness_receipt
         self._runners: list[web.AppRunner] = []
@@ -292,6 +293,7 @@ class Node:
         Nodes that stop together quiesce first, so no delivery between them is cut off mid-way
         by its receiver going away.
         """
+        self.witness.hurry()
         await self.worker.stop()  # first: its last deliveries still ask the witness to check
         await self.witness.stop()
 

@@ -15,6 +15,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -125,6 +126,7 @@ class Witness:
         directory: Callable[[], Directory],
         clock: Callable[[], float],
         interval: float,
+        receipt_interval: float = 0.0,
     ) -> None:
         self.authority = authority
         self._seed = seed
@@ -133,12 +135,16 @@ class Witness:
         self._directory = directory
         self.clock = clock
         self.interval = interval
+        self.receipt_interval = receipt_interval
+        self._hurry = asyncio.Event()  # stopping: check what waits now, not after the pause
+        self._checked: dict[str, float] = {}  # peer -> when its last receipt check started
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._newest: dict[str, tuple[bytes, str]] = {}
 
     async def start(self) -> None:
+        self._hurry.clear()
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
         if self.interval > 0:
             self._task = asyncio.create_task(self._run(), name=f"witness {self.authority}")
@@ -181,20 +187,33 @@ class Witness:
 
         Each receipt carries a checkpoint; checking each would fetch a consistency proof per
         message. Only the newest one waiting is checked, and it covers the ones before it (a
-        log consistent up to size n is consistent up to every size below n).
+        log consistent up to size n is consistent up to every size below n). While receipts
+        keep coming, checks start at most every ``receipt_interval`` seconds: a steady stream
+        then costs a few checks a second, not one per batch, and the newest checkpoint is
+        still checked, at the latest one interval later (at once when the node stops).
         """
         running = peer in self._newest
         self._newest[peer] = (note, source)
         if running:  # the check under way picks this one up when it is done
             return
+        loop = asyncio.get_running_loop()
         try:
             while True:
+                pause = self._checked.get(peer, -math.inf) + self.receipt_interval - loop.time()
+                if pause > 0 and not self._hurry.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._hurry.wait(), pause)
                 current = self._newest[peer]
+                self._checked[peer] = loop.time()
                 await self.observe(peer, current[0], source=current[1])
                 if self._newest[peer] is current:
                     break
         finally:
             del self._newest[peer]
+
+    def hurry(self) -> None:
+        """Checks waiting out their pause run now: called before the node stops."""
+        self._hurry.set()
 
     async def observe(self, peer: str, note: bytes, *, source: str,
                       latest: bool = False) -> None:

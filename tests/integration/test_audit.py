@@ -3,8 +3,10 @@ and rolled-back logs, and an exported bundle verifies offline and fails on any a
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
+import itertools
 import json
 
 import pytest
@@ -262,3 +264,53 @@ async def test_any_changed_byte_of_the_bundle_is_detected(federation: Federation
         changed[position] ^= 0x01
         report = verify_bundle(bytes(changed), *pins(federation))
         assert not report.ok, f"byte {position} ({bundle[position:position + 1]!r}) changed"
+
+
+async def test_a_stream_of_receipts_is_checked_at_most_once_per_interval_and_the_newest_always(
+        federation: Federation, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by the exchange benchmark: one consistency check per batch cost both nodes CPU.
+
+    While receipts keep coming, checks of the receiver's log start at most every
+    ``receipt_check_interval``; the newest checkpoint is still checked, and at once when the
+    node stops.
+    """
+    fr = federation.nodes[FR]
+    await deliver(fr, BR)  # the first view, so later checks fetch consistency proofs
+    fr.witness.receipt_interval = 0.4
+    checks: list[float] = []
+    real = fr.witness._observe
+
+    async def counted(*args: object) -> None:
+        checks.append(asyncio.get_running_loop().time())
+        await real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fr.witness, "_observe", counted)
+    for n in range(12):  # one at a time: one receipt, one checkpoint each
+        size = await deliver_only(fr, BR, f"burst {n}".encode())
+
+    async def view_size() -> int:
+        view = await fr.call(fr.witness.store.view, BR)
+        return -1 if view is None else view[0]
+
+    await eventually(view_size, lambda s: s == size, what="the newest checkpoint checked")
+    assert 1 <= len(checks) < 12
+    assert all(b - a >= 0.39 for a, b in itertools.pairwise(checks))
+
+    # Stopping does not wait out the pause, and still checks the newest checkpoint.
+    fr.witness.receipt_interval = 30.0
+    await deliver_only(fr, BR, b"one more")
+    size = await deliver_only(fr, BR, b"and the last")
+    started = asyncio.get_running_loop().time()
+    await fr.quiesce()
+    assert asyncio.get_running_loop().time() - started < 10
+    assert await view_size() == size
+
+
+async def deliver_only(sender: Node, to: str, text: bytes) -> int:
+    """Deliver one message; the size of the receiver's checkpoint in its receipt."""
+    queued = await sender.submit(Draft(to, Kind.REQUEST, "text/plain", text))
+    record = await outbound_state(sender, queued.message_id, lambda r: r.state == "delivered")
+    assert record.receipt is not None
+    note = parse_tlog_proof(parse_receipt(record.receipt).proof).checkpoint
+    key = sender.directory.record(to).identity_key
+    return open_checkpoint(note, log_origin(to), key)[0].size

@@ -108,9 +108,17 @@ class EnvelopeHeader:
         }
 
     def encode(self) -> bytes:
-        data = canonical_json(self.to_json())
-        # Re-parse so an encoder can never emit a header a decoder would refuse.
-        EnvelopeHeader.decode(data)
+        """The canonical bytes; refuses a header that ``decode`` would refuse.
+
+        The checks ``decode`` runs are run on the values written rather than on the bytes
+        parsed back: a header holds only strings and integers, which canonical JSON reads
+        back exactly as written, and every envelope sealed pays for this.
+        """
+        obj = self.to_json()
+        data = canonical_json(obj)
+        if len(data) > MAX_HEADER_BYTES:
+            raise EnvelopeMalformed(f"header larger than {MAX_HEADER_BYTES} bytes")
+        EnvelopeHeader._checked(obj)
         return data
 
     @classmethod
@@ -123,6 +131,10 @@ class EnvelopeHeader:
             raise EnvelopeMalformed(f"header: {exc.message}") from exc
         if not isinstance(obj, dict):
             raise EnvelopeMalformed("header is not a JSON object")
+        return cls._checked(obj)
+
+    @classmethod
+    def _checked(cls, obj: dict[str, Any]) -> EnvelopeHeader:
         version = obj.get("v")
         if type(version) is not int or version != VERSION:  # `true == 1` in Python
             raise EnvelopeVersionUnsupported(f"header version {version!r}")

@@ -248,3 +248,30 @@ def test_kinds_and_priorities() -> None:
     with pytest.raises(EnvelopeMalformed) as priority_error:
         Priority.from_name("URGENT")
     assert priority_error.value.code == "envelope.malformed"
+
+
+def _read_back(header: EnvelopeHeader) -> bytes:
+    """What encode did before: encode, then refuse what decode refuses."""
+    data = canonical_json(header.to_json())
+    EnvelopeHeader.decode(data)
+    return data
+
+
+def _outcome(call: Any, header: EnvelopeHeader) -> tuple[str, str, bytes]:
+    try:
+        return ("ok", "", call(header))
+    except RogatoryError as exc:
+        return (type(exc).__name__, exc.message, b"")
+
+
+@given(headers, st.dictionaries(
+    st.sampled_from(["id", "sender", "recipient", "sender_key", "recipient_prekey", "created",
+                     "expires", "in_reply_to", "case"]),
+    st.none() | st.booleans() | st.integers(-(2**60), 2**60) | st.text(max_size=140)
+    | message_ids | authority_ids | key_ids | st.text(min_size=3900, max_size=4200), max_size=3))
+def test_encode_refuses_exactly_what_reading_back_refuses(header: EnvelopeHeader,
+                                                           changes: dict[str, Any]) -> None:
+    from dataclasses import replace
+
+    changed = replace(header, **changes)
+    assert _outcome(EnvelopeHeader.encode, changed) == _outcome(_read_back, changed)

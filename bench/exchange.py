@@ -230,11 +230,16 @@ async def main() -> None:
         config = configs[SENDER]
         await run_phase(config, args.size, 20 * len(peers), peers,
                         concurrency=4)  # warm-up: TLS, caches
+        # The raw limit on either side of the throughput run, the nodes idle: this shared
+        # VM's speed drifts by a third over minutes, and the ratio should not ride on it.
+        envelope = envelope_sample(configs[SENDER].database_path)
+        limit_before = raw_limit(Suite.HYBRID, envelope, 0.6)
         cpu = {a: cpu_seconds(p.pid) for a, p in processes.items()}
         throughput, flood = await run_phase(config, args.size, count, peers,
                                             concurrency=args.concurrency,
                                             per_call=args.per_call)
         cpu = {a: (cpu_seconds(p.pid) - cpu[a]) / count for a, p in processes.items()}
+        limit_after = raw_limit(Suite.HYBRID, envelope, 0.6)
         paced_runs = {}
         for share in (0.25, 0.5, 1.0):
             _, latencies = await run_phase(config, args.size, paced, peers,
@@ -247,8 +252,7 @@ async def main() -> None:
         for process in processes.values():
             process.wait(timeout=30)
 
-    envelope = envelope_sample(configs[SENDER].database_path)
-    limit = raw_limit(Suite.HYBRID, envelope, 0.6)
+    limit = {key: (limit_before[key] + limit_after[key]) / 2 for key in limit_before}
 
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(f"rogatory exchange benchmark, {now}; {os.cpu_count()} CPUs ({platform.machine()}), "
@@ -276,6 +280,8 @@ async def main() -> None:
     print()
     print(f"  raw single-core limit  {limit['limit']:,.0f} envelopes/s  ->  this run reaches "
           f"{throughput / limit['limit']:.2f} of it")
+    print(f"    (measured just before the throughput run, {limit_before['limit']:,.0f}/s, and "
+          f"just after, {limit_after['limit']:,.0f}/s; the mean of each rate)")
     print("    = 1/(HPKE seal + HPKE open + 3 Ed25519 signatures made + 3 verified), package "
           f"{limit['package']:,.0f} B")
     print(f"    HPKE seal {limit['hpke_seal']:,.0f}/s, open {limit['hpke_open']:,.0f}/s; "

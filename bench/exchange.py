@@ -207,6 +207,9 @@ async def main() -> None:
                         help="envelopes per local API call in the throughput run (default 1; "
                              "more uses POST /api/v1/messages/batch, as a bulk tool would)")
     parser.add_argument("--short", action="store_true", help="300 envelopes: a CI smoke run")
+    parser.add_argument("--rates", type=lambda t: [float(r) for r in t.split(",")],
+                        default=[], help="also pace at these rates, e.g. 100,200,300 (to "
+                                         "compare versions at the same load)")
     parser.add_argument("--peers", type=int, default=1,
                         help="receiving nodes, each its own process; the sender sends to them "
                              "in turn (default 1)")
@@ -244,7 +247,10 @@ async def main() -> None:
         for share in (0.25, 0.5, 1.0):
             _, latencies = await run_phase(config, args.size, paced, peers,
                                            rate=share * throughput)
-            paced_runs[share] = latencies
+            paced_runs[share * throughput] = (f"{share:4.0%}", latencies)
+        for fixed in args.rates:
+            _, latencies = await run_phase(config, args.size, paced, peers, rate=fixed)
+            paced_runs[fixed] = ("fixed", latencies)
         rss = {a: peak_rss_mb(p.pid) for a, p in processes.items()}
     finally:
         for process in processes.values():
@@ -267,8 +273,8 @@ async def main() -> None:
           "both sides)")
     print(f"  latency in that run p50 {1000 * statistics.median(flood):,.0f} ms, "
           f"p99 {1000 * pct(flood, 99):,.0f} ms (a queue: everything offered at once)")
-    for share, latencies in paced_runs.items():
-        print(f"  paced at {share:4.0%}       {share * throughput:,.0f}/s offered, "
+    for offered, (share, latencies) in paced_runs.items():
+        print(f"  paced at {share}       {offered:,.0f}/s offered, "
               f"{len(latencies):,} envelopes: p50 {1000 * statistics.median(latencies):,.0f} ms,"
               f" p99 {1000 * pct(latencies, 99):,.0f} ms")
     receiving = sum(cpu[a] for a in peers)

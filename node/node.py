@@ -87,6 +87,8 @@ from protocol.request_package import Gap, RequestPackage, check_language, requir
 
 __all__ = ["Node", "read_api_token", "read_receiver_token"]
 
+INLINE_SEAL_BYTES = 64 * 1024
+
 log = logging.getLogger("rogatory.node")
 T = TypeVar("T")
 
@@ -102,8 +104,9 @@ class Node:
         self._api_token = api_token if api_token is not None else read_api_token(config)
         self._receiver_token = read_receiver_token(config)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
-        # Opening envelopes is pure CPU in C code that releases the GIL: it runs here, beside
-        # the store thread, instead of queueing in front of its commits.
+        # Opening envelopes runs here, a batch's worth per call, beside the store thread
+        # instead of queueing in front of its commits: the signature checks release the GIL
+        # (HPKE does not).
         self._crypto_threads = os.cpu_count() or 2
         self._crypto = ThreadPoolExecutor(max_workers=self._crypto_threads,
                                           thread_name_prefix="crypto")
@@ -558,11 +561,18 @@ class Node:
                 message_id = os.urandom(16).hex()
                 manifest = await asyncio.to_thread(self._encrypt_attachments, message_id,
                                                    draft.attachments)
-            record = await asyncio.get_running_loop().run_in_executor(
-                self._crypto, functools.partial(
-                    compose, draft, authority=self.authority, keystore=self.keystore,
-                    directory=self._directory, archive=self.archive, now=int(self.clock()),
-                    message_id=message_id, manifest=manifest))
+            sealing = functools.partial(
+                compose, draft, authority=self.authority, keystore=self.keystore,
+                directory=self._directory, archive=self.archive, now=int(self.clock()),
+                message_id=message_id, manifest=manifest)
+            # A small message is sealed on the event loop: HPKE (the `cryptography` package)
+            # holds the GIL, so a crypto thread bought no parallelism, and handing each submit
+            # to one and back cost more CPU than the sealing (bench/exchange.py: the sender's
+            # CPU per envelope fell by a quarter). A large one still goes to a thread, so the
+            # loop never stalls on it.
+            record = (sealing() if len(draft.payload) <= INLINE_SEAL_BYTES
+                      else await asyncio.get_running_loop().run_in_executor(self._crypto,
+                                                                            sealing))
             await self._queue_durably(record, content, override)
         except BaseException:
             if message_id:

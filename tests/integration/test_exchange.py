@@ -15,6 +15,8 @@ import time
 from base64 import b64decode
 from collections.abc import Callable
 
+import pytest
+
 from keys.directory import sign_record
 from node.federation import Federation
 from node.outbound import Draft
@@ -86,6 +88,34 @@ async def test_request_is_delivered_with_a_verified_receipt(federation: Federati
     # The sender's own archived copy opens too.
     mine = await fr.read_message(queued.message_id)
     assert (b64decode(mine["payload_b64"]), mine["state"]) == (payload, "delivered")
+
+
+async def test_small_messages_are_sealed_on_the_loop_and_large_ones_on_a_thread(
+        federation: Federation, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sealing a small message on the event loop saves a thread hand-off per submit; a large
+    one must not stall the loop. Both arrive intact."""
+    import threading
+
+    import node.node as node_module
+
+    fr, br = federation.nodes[FR], federation.nodes[BR]
+    threads: dict[bytes, str] = {}
+    from node.outbound import compose as real
+
+    def watched(draft: Draft, **kwargs: object) -> OutboundRecord:
+        threads[draft.payload] = threading.current_thread().name
+        return real(draft, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(node_module, "compose", watched)
+    small = b"s" * node_module.INLINE_SEAL_BYTES
+    large = b"L" * (node_module.INLINE_SEAL_BYTES + 1)
+    for payload in (small, large):
+        queued = await fr.submit(Draft(BR, Kind.REQUEST, "application/octet-stream", payload))
+        await outbound_state(fr, queued.message_id, delivered)
+        message = await br.read_message(queued.message_id)
+        assert b64decode(message["payload_b64"]) == payload
+    assert threads[small] == threading.main_thread().name
+    assert threads[large].startswith("crypto")
 
 
 async def test_delivery_retries_until_the_receiver_is_back(federation: Federation) -> None:

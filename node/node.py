@@ -390,7 +390,8 @@ class Node:
     async def _accept_batch(self, envelopes: list[bytes]) -> list[Outcome]:
         """Several envelopes from one request: opened in parallel, committed together."""
         digests = [envelope_hash(data) for data in envelopes]
-        stored = await self.call(lambda: [self.store.receipt_for_inbound(d) for d in digests])
+        issued = await self.call(self.store.receipts_for_inbound, digests)
+        stored = [issued.get(d) for d in digests]
         loop = asyncio.get_running_loop()
         fresh = [data for data, done in zip(envelopes, stored, strict=True) if done is None]
         # One hop per crypto thread, not one per envelope: waking the loop costs too.

@@ -206,7 +206,20 @@ def sign_receipt(
     body = canonical_json(body_obj)
     signature = sign(receiver_seed, LABELS["receipt"], body)
     data = MAGIC + bytes([WIRE_VERSION]) + frame(body) + signature
-    return parse_receipt(data)
+    if len(body) > MAX_BODY or not _log_index_fits(body_obj):
+        return parse_receipt(data)  # refuses it, with the error a reader would give
+    # Everything else ``parse_receipt`` checks was checked above on the values written,
+    # which canonical JSON reads back unchanged; the receiver signs one receipt per envelope.
+    return dataclasses.replace(unsigned, data=data, body=body, signature=signature)
+
+
+def _log_index_fits(body: dict[str, Any]) -> bool:
+    """A log index comes with acceptances only, and is a JSON-safe non-negative integer."""
+    if "log_index" not in body:
+        return True
+    log_index = body["log_index"]
+    return (body["status"] == "accepted" and type(log_index) is int
+            and 0 <= log_index < 2**53)
 
 
 def parse_receipt(data: bytes) -> Receipt:
@@ -237,8 +250,7 @@ def parse_receipt(data: bytes) -> Receipt:
                    ReceiptMalformed)
     _well_formed(obj)
     log_index = obj.get("log_index")
-    if with_index and (obj["status"] != "accepted" or type(log_index) is not int
-                       or not 0 <= log_index < 2**53):
+    if not _log_index_fits(obj):
         raise ReceiptMalformed("log_index must be a non-negative integer, on acceptances only")
     if proof and not with_index:
         raise ReceiptMalformed("a log proof follows only an acceptance with a log index")

@@ -6,11 +6,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import settings
 
 if TYPE_CHECKING:
     from node.federation import Federation
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+# Property tests check behaviour, not speed: hypothesis's default 200 ms deadline per example
+# turns a slow moment on a shared 2-core CI machine into a failure (speed is for bench/).
+settings.register_profile("rogatory", deadline=None)
+settings.load_profile("rogatory")
 
 
 @pytest.fixture

@@ -178,11 +178,10 @@ class AuditLog:
         """``proof`` for several entries against one checkpoint, the hashes in one lookup."""
         note = self.sign(origin, seed, at)
         size = self.size()
-        keys = {key for index in indices for key in merkle.inclusion_keys(index, size)}
-        known = self.nodes(keys)
-        return [TlogProof(index=index, checkpoint=note,
-                          hashes=tuple(merkle.inclusion_proof(index, size, known)))
-                for index in indices]
+        known = self.nodes(merkle.inclusion_keys_many(indices, size))
+        return [TlogProof(index=index, checkpoint=note, hashes=tuple(path))
+                for index, path in zip(indices, merkle.inclusion_proofs(indices, size, known),
+                                       strict=True)]
 
     def counts(self) -> Mapping[str, int]:
         rows = self.db.execute("SELECT type, count(*) FROM log_entries GROUP BY type")

@@ -43,7 +43,9 @@ __all__ = [
     "consistency_keys",
     "consistency_proof",
     "inclusion_keys",
+    "inclusion_keys_many",
     "inclusion_proof",
+    "inclusion_proofs",
     "leaf_hash",
     "node_hash",
     "range_keys",
@@ -237,10 +239,38 @@ def inclusion_keys(index: int, size: int) -> set[Key]:
     return {key for low, high in _inclusion_ranges(leaf, tree) for key in range_keys(low, high)}
 
 
+def inclusion_keys_many(indices: Sequence[int], size: int) -> set[Key]:
+    """The stored subtrees ``inclusion_proofs(indices, size, ...)`` reads."""
+    ranges = {r for index in indices for r in _inclusion_ranges(*_position(index, size))}
+    return {key for low, high in ranges for key in range_keys(low, high)}
+
+
 def inclusion_proof(index: int, size: int, nodes: Mapping[Key, bytes]) -> list[bytes]:
     """RFC 9162 PATH(index, D[size]): sibling hashes from the leaf up to the root."""
     leaf, tree = _position(index, size)
     return [_subtree_hash(low, high, nodes) for low, high in _inclusion_ranges(leaf, tree)]
+
+
+def inclusion_proofs(indices: Sequence[int], size: int,
+                     nodes: Mapping[Key, bytes]) -> list[list[bytes]]:
+    """``inclusion_proof`` for several leaves of one tree: what their paths share is hashed once.
+
+    The receiver proves a whole batch of neighbouring entries against one checkpoint; their
+    paths differ near the leaves and coincide above, where the unstored right-edge subtrees
+    are the costly part to rebuild.
+    """
+    known: dict[_Range, bytes] = {}
+    proofs: list[list[bytes]] = []
+    for index in indices:
+        leaf, tree = _position(index, size)
+        path = []
+        for low, high in _inclusion_ranges(leaf, tree):
+            value = known.get((low, high))
+            if value is None:
+                value = known[(low, high)] = _subtree_hash(low, high, nodes)
+            path.append(value)
+        proofs.append(path)
+    return proofs
 
 
 # --- consistency ----------------------------------------------------------------------------

@@ -884,3 +884,20 @@ def test_errors_carry_their_stable_codes() -> None:
     assert LogProofInvalid.code == PROOF_INVALID
     assert LogMalformed.code == MALFORMED
     assert set(merkle.__all__) >= {"verify_inclusion", "verify_consistency", "Key"}
+
+
+@settings(max_examples=200)
+@given(sizes, st.data())
+def test_inclusion_proofs_of_many_leaves_are_their_proofs_one_by_one(
+        size: int, data: st.DataObject) -> None:
+    """The receiver proves a batch at once; sharing the hashes of common ranges changes nothing,
+    and it reads exactly the nodes the single proofs read."""
+    indices = data.draw(st.lists(st.integers(min_value=0, max_value=size - 1), max_size=70))
+    keys = merkle.inclusion_keys_many(indices, size)
+    assert keys == set().union(*(inclusion_keys(i, size) for i in indices))
+    supplied = Supplied(NODES, keys)
+    assert merkle.inclusion_proofs(indices, size, supplied) == [
+        inclusion_proof(i, size, NODES) for i in indices]
+    assert supplied.reads == keys
+    with pytest.raises(LogMalformed):
+        merkle.inclusion_keys_many([*indices, size], size)

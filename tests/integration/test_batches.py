@@ -670,3 +670,21 @@ async def test_a_group_journal_refused_in_bulk_falls_back_to_one_by_one(
     assert {good.envelope_hash, other.envelope_hash} <= hashes
     assert clash.envelope_hash not in hashes
     assert (await log_types(fr))["envelope-sent"] == log_before["envelope-sent"] + 2
+
+
+async def test_a_batch_of_nothing_but_replays_stores_nothing_not_even_a_checkpoint(
+        federation: Federation) -> None:
+    """Every envelope refused in the group commit: no entry, no row, and no checkpoint signed
+    (the bulk commit asks for proofs of nothing and must not sign a tree head for it)."""
+    br = federation.nodes[BR]
+    originals = [sealed(federation, FR, BR, f"original {i}".encode()) for i in range(3)]
+    await post_batch(federation, BR, [r.envelope for r in originals])
+
+    def checkpoints() -> int:
+        return int(br.store.db.execute("SELECT count(*) FROM log_checkpoints").fetchone()[0])
+
+    before = (await snapshot(br), await log_types(br), await br.call(checkpoints))
+    replays = [replay_of(federation, FR, r.envelope) for r in originals]
+    answers = await post_batch(federation, BR, replays)
+    assert {(a.status, a.code) for a in answers} == {(ReceiptStatus.REJECTED, "envelope.replayed")}
+    assert (await snapshot(br), await log_types(br), await br.call(checkpoints)) == before

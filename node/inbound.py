@@ -219,7 +219,7 @@ class InboundDesk:
             return self.reject(exc, data)
         try:
             with self.store.transaction():
-                receipt = self._commit(opened, digest, now, prepared.content)
+                receipt = self._commit([(opened, digest, prepared.content)], now)[0].data
         except sqlite3.IntegrityError:
             # Another request committed the same envelope, or the same id, first.
             stored = self.store.receipt_for_inbound(digest)
@@ -230,17 +230,14 @@ class InboundDesk:
         return Outcome(200, receipt, True)
 
     def commit_many(self, batch: list[Prepared]) -> list[Outcome | None]:
-        """Group commit: every envelope of a batch in one transaction and one fsync.
-
-        The log entries of all the batch are appended first, then one checkpoint is signed and
-        every receipt carries its inclusion proof against it; only then are the receipt entries
-        appended. ``None`` marks an envelope with attachments, which the caller takes in alone.
-        If anything fails the whole transaction is undone and each envelope is committed on its
-        own, so a batch never loses or half-stores an envelope.
+        """Group commit: every envelope of a batch in one transaction and one fsync, with one
+        checkpoint for all their receipts (``_commit``). ``None`` marks an envelope with
+        attachments, which the caller takes in alone. If anything fails the whole transaction
+        is undone and each envelope is committed on its own, so a batch never loses or
+        half-stores an envelope.
         """
         outcomes: list[Outcome | None] = [None] * len(batch)
-        staged: list[tuple[int, Prepared, Receipt]] = []
-        audit = self.store.audit
+        staged: list[tuple[int, Prepared]] = []
         try:
             with self.store.transaction():
                 stored = self.store.receipts_for_inbound([p.digest for p in batch])
@@ -248,8 +245,6 @@ class InboundDesk:
                                               for p in batch])
                 copies: dict[str, int] = {}  # envelope hash -> its first place in the batch
                 repeats: list[tuple[int, int]] = []
-                now = int(self.clock())
-                start = audit.size()
                 for i, prepared in enumerate(batch):
                     header = prepared.opened.header
                     pair = (header.sender, header.id)
@@ -261,24 +256,12 @@ class InboundDesk:
                         outcomes[i] = self.reject(EnvelopeReplayed(
                             f"message id {header.id} from {header.sender}"), prepared.data)
                     elif not prepared.opened.package.manifest:
-                        signed = self._sign(ReceiptStatus.ACCEPTED, envelope=prepared.digest,
-                                            message_id=header.id, sender=header.sender,
-                                            received=now, log_index=start + len(staged))
-                        staged.append((i, prepared, signed))
+                        staged.append((i, prepared))
                         seen.add(pair)
                         copies[prepared.digest] = i
-                indices = audit.append_many([(EntryType.ENVELOPE_RECEIVED.value,
-                                              received_entry(signed), now)
-                                             for _, _, signed in staged])
-                assert indices == [signed.log_index for _, _, signed in staged]
-                proofs = audit.proofs(indices, log_origin(self.authority),
-                                      self.keystore.identity.seed, now)
-                receipts = [signed.with_proof(proof.encode())
-                            for (_, _, signed), proof in zip(staged, proofs, strict=True)]
-                self._store_accepted_many(
-                    [(prepared.opened, prepared.digest, receipt, prepared.content)
-                     for (_, prepared, _), receipt in zip(staged, receipts, strict=True)], now)
-                for (i, _, _), receipt in zip(staged, receipts, strict=True):
+                receipts = self._commit([(p.opened, p.digest, p.content) for _, p in staged],
+                                        int(self.clock()))
+                for (i, _), receipt in zip(staged, receipts, strict=True):
                     outcomes[i] = Outcome(200, receipt.data, True)
                 for i, first in repeats:  # the same bytes twice: the same receipt twice
                     original = outcomes[first]
@@ -317,33 +300,33 @@ class InboundDesk:
         return Outcome(202, b"", False, code="attachment.verify", verify=specs,
                        message_id=header.id)
 
-    def _commit(self, opened: OpenedEnvelope, digest: str, now: int, content: Content) -> bytes:
-        """Log the envelope, sign the receipt with its inclusion proof, store all of it.
+    def _commit(self, accepted: list[tuple[OpenedEnvelope, str, Content]],
+                now: int) -> list[Receipt]:
+        """Log the envelopes, sign their receipts with inclusion proofs, store all of it.
 
-        Runs inside one transaction: if anything fails, neither the message, nor its log
-        entries, nor the receipt exist, and nothing has been sent.
+        Runs inside the caller's transaction: if anything fails, neither the messages, nor
+        their log entries, nor the receipts exist, and nothing has been sent. The received
+        entries are appended first, then one checkpoint covers them all and every receipt
+        carries its proof against it; only then are the receipt entries appended.
         """
-        header = opened.header
-        identity = self.keystore.identity
-        signed = self._sign(ReceiptStatus.ACCEPTED, envelope=digest, message_id=header.id,
-                            sender=header.sender, received=now,
-                            log_index=self.store.audit.size())
-        index = self.store.audit.append(EntryType.ENVELOPE_RECEIVED.value,
-                                        received_entry(signed), now)
-        assert index == signed.log_index
-        proof = self.store.audit.proof(index, log_origin(self.authority), identity.seed, now)
-        receipt = signed.with_proof(proof.encode())
-        self._store_accepted(opened, digest, receipt, now, content)
-        return receipt.data
+        audit = self.store.audit
+        start = audit.size()
+        signed = [self._sign(ReceiptStatus.ACCEPTED, envelope=digest, message_id=opened.header.id,
+                             sender=opened.header.sender, received=now, log_index=start + n)
+                  for n, (opened, digest, _) in enumerate(accepted)]
+        indices = audit.append_many([(EntryType.ENVELOPE_RECEIVED.value, received_entry(s), now)
+                                     for s in signed])
+        assert indices == [s.log_index for s in signed]
+        proofs = audit.proofs(indices, log_origin(self.authority), self.keystore.identity.seed,
+                              now)
+        receipts = [s.with_proof(proof.encode()) for s, proof in zip(signed, proofs, strict=True)]
+        self._store_accepted([(opened, digest, receipt, content) for (opened, digest, content),
+                              receipt in zip(accepted, receipts, strict=True)], now)
+        return receipts
 
-    def _store_accepted(self, opened: OpenedEnvelope, digest: str, receipt: Receipt,
-                        now: int, content: Content) -> None:
-        """The receipt entry, the message, the seen pair and the receipt: after the proof."""
-        self._store_accepted_many([(opened, digest, receipt, content)], now)
-
-    def _store_accepted_many(self, accepted: list[tuple[OpenedEnvelope, str, Receipt, Content]],
+    def _store_accepted(self, accepted: list[tuple[OpenedEnvelope, str, Receipt, Content]],
                              now: int) -> None:
-        """``_store_accepted`` for a batch: the receipt entries in order, then the rows."""
+        """The receipt entries, in order, then the messages, seen pairs and receipts."""
         self.store.audit.append_many([(EntryType.RECEIPT_ISSUED.value, encode_entry(
             EntryType.RECEIPT_ISSUED,
             {"envelope": digest, "id": opened.header.id, "from": opened.header.sender,

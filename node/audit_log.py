@@ -167,15 +167,10 @@ class AuditLog:
                         [size, note, int(time.time()) if at is None else at])
         return note
 
-    def proof(self, index: int, origin: str, seed: bytes, at: int) -> TlogProof:
-        """Index, inclusion proof and a signed checkpoint that covers it (C2SP tlog-proof)."""
-        note = self.sign(origin, seed, at)
-        size = self.size()
-        return TlogProof(index=index, hashes=tuple(self.inclusion(index, size)), checkpoint=note)
-
     def proofs(self, indices: Sequence[int], origin: str, seed: bytes,
                at: int) -> list[TlogProof]:
-        """``proof`` for several entries against one checkpoint, the hashes in one lookup.
+        """Index, inclusion proof and a signed checkpoint that covers it (C2SP tlog-proof), for
+        several entries against one checkpoint, the hashes in one lookup.
 
         None asked, nothing signed: a batch of redeliveries must leave the store as it was.
         """

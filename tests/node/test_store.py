@@ -365,7 +365,7 @@ def test_record_deliveries_stores_what_record_delivery_stores(tmp_path: Path) ->
 
 @pytest.mark.parametrize("size", [1, 2, 5, 8, 13, 64])
 def test_proofs_are_the_proofs_one_by_one(tmp_path: Path, size: int) -> None:
-    from protocol.checkpoint import open_checkpoint
+    from protocol.checkpoint import TlogProof, open_checkpoint
     from protocol.log_entry import EntryType, encode_entry
     from protocol.merkle import leaf_hash, verify_inclusion
     from protocol.signing import public_key_of
@@ -378,7 +378,8 @@ def test_proofs_are_the_proofs_one_by_one(tmp_path: Path, size: int) -> None:
         store.audit.append_many([(EntryType.DIRECTORY_ADOPTED.value, e, 7) for e in entries])
         indices = sorted({0, size // 2, size - 1})
         bulk = store.audit.proofs(indices, origin, seed, 7)
-        assert bulk == [store.audit.proof(i, origin, seed, 7) for i in indices]
+        assert bulk == [TlogProof(index=i, hashes=tuple(store.audit.inclusion(i, size)),
+                                  checkpoint=store.audit.sign(origin, seed, 7)) for i in indices]
     checkpoint, _ = open_checkpoint(bulk[0].checkpoint, origin, public_key_of(seed))
     assert checkpoint.size == size
     for index, proof in zip(indices, bulk, strict=True):

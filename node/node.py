@@ -820,12 +820,8 @@ class Node:
 
     async def witnessed(self) -> list[dict[str, Any]]:
         """The peers' logs this node witnesses: the newest checkpoint it holds of each."""
-        def read() -> list[dict[str, Any]]:
-            rows = self.store.db.execute(
-                "SELECT authority, size, root, at FROM witness_views ORDER BY authority")
-            return [{"authority": r[0], "size": r[1], "root": bytes(r[2]).hex(), "at": r[3]}
-                    for r in rows.fetchall()]
-        return await self.call(read)
+        views = await self.call(self.witness.store.views)
+        return [{"authority": a, "size": n, "root": r.hex(), "at": t} for a, n, r, t in views]
 
     async def read_message(self, message_id: str,
                            principal: str = OPERATOR, by: str = "") -> dict[str, Any]:

@@ -17,10 +17,7 @@ __all__ = ["insert", "insert_many", "update"]
 _SQL: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], str] = {}
 
 
-def insert(db: sqlite_utils.Database, table: str, row: dict[str, Any], *,
-           conflict: str = "") -> None:
-    """One row; ``conflict`` is ``"REPLACE"`` or ``"IGNORE"`` for ``INSERT OR ...``."""
-    columns = tuple(row)
+def _insert_sql(table: str, columns: tuple[str, ...], conflict: str) -> str:
     key = ("insert", f"{table}/{conflict}", columns, ())
     sql = _SQL.get(key)
     if sql is None:
@@ -28,7 +25,14 @@ def insert(db: sqlite_utils.Database, table: str, row: dict[str, Any], *,
         sql = (f"{verb} INTO [{table}] ({', '.join(f'[{c}]' for c in columns)}) "
                f"VALUES ({', '.join('?' * len(columns))})")
         _SQL[key] = sql
-    db.execute(sql, [row[c] for c in columns])
+    return sql
+
+
+def insert(db: sqlite_utils.Database, table: str, row: dict[str, Any], *,
+           conflict: str = "") -> None:
+    """One row; ``conflict`` is ``"REPLACE"`` or ``"IGNORE"`` for ``INSERT OR ...``."""
+    columns = tuple(row)
+    db.execute(_insert_sql(table, columns, conflict), [row[c] for c in columns])
 
 
 def insert_many(db: sqlite_utils.Database, table: str, rows: list[dict[str, Any]]) -> None:
@@ -36,13 +40,8 @@ def insert_many(db: sqlite_utils.Database, table: str, rows: list[dict[str, Any]
     if not rows:
         return
     columns = tuple(rows[0])
-    key = ("insert", f"{table}/", columns, ())
-    sql = _SQL.get(key)
-    if sql is None:
-        sql = (f"INSERT INTO [{table}] ({', '.join(f'[{c}]' for c in columns)}) "
-               f"VALUES ({', '.join('?' * len(columns))})")
-        _SQL[key] = sql
-    db.conn.executemany(sql, [[row[c] for c in columns] for row in rows])
+    db.conn.executemany(_insert_sql(table, columns, ""),
+                        [[row[c] for c in columns] for row in rows])
 
 
 def update(db: sqlite_utils.Database, table: str, where: dict[str, Any],

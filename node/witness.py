@@ -84,6 +84,12 @@ class WitnessStore:
                               [authority]).fetchone()
         return None if row is None else (int(row[0]), bytes(row[1]), bytes(row[2]))
 
+    def views(self) -> list[tuple[str, int, bytes, int]]:
+        """(authority, size, root, at) of every log this node witnesses, by authority."""
+        rows = self.db.execute(
+            "SELECT authority, size, root, at FROM witness_views ORDER BY authority")
+        return [(str(a), int(n), bytes(r), int(t)) for a, n, r, t in rows.fetchall()]
+
     def remember(self, authority: str, checkpoint: Checkpoint, note: bytes, at: int) -> None:
         with self.db.atomic():
             self.db.table("witness_views").upsert(

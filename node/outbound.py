@@ -244,8 +244,7 @@ class DeliveryWorker:
             due = await self.db(self.store.due, now, self.concurrency * MAX_BATCH,
                                 16 * 1024 * 1024, self.retry_max + 1.0,
                                 frozenset(self._in_flight))
-            fresh = [r for r in due if r.envelope_hash not in self._in_flight]
-            for group in self._batches(fresh):
+            for group in self._batches(due):  # due() skipped what is in flight
                 self._in_flight.update(r.envelope_hash for r in group)
                 await limit.acquire()
                 job = self._attempt(group[0], limit) if len(group) == 1 \

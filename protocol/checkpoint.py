@@ -231,15 +231,15 @@ def with_signatures(data: bytes, extra: Iterable[NoteSignature]) -> bytes:
 _CACHED_NOTE_BYTES = 16 * 1024
 
 
-@functools.lru_cache(maxsize=64)
 def _tree_size(note: bytes) -> int:
-    """The tree size of a signed checkpoint, remembered for the notes seen last.
-
-    The receipts of one batch all carry the same checkpoint bytes, and every ``TlogProof`` built
-    or parsed must know its tree size. Parsing is a pure function of the bytes; a note that
-    fails raises and is not remembered, so it fails the same way every time.
-    """
     return parse_checkpoint_text(parse_note(note).text).size
+
+
+# The tree size of the signed checkpoints seen last. The receipts of one batch all carry the
+# same checkpoint bytes, and every ``TlogProof`` built or parsed must know its tree size.
+# Parsing is a pure function of the bytes; a note that fails raises and is not remembered, so
+# it fails the same way every time.
+_remembered_tree_size = functools.lru_cache(maxsize=64)(_tree_size)
 
 
 @dataclass(frozen=True)
@@ -268,9 +268,9 @@ class TlogProof:
             raise LogMalformed(f"extra data is at most {MAX_EXTRA_BYTES} bytes")
         note = self.checkpoint
         if type(note) is bytes and len(note) <= _CACHED_NOTE_BYTES:
-            size = _tree_size(note)
+            size = _remembered_tree_size(note)
         else:
-            size = parse_checkpoint_text(parse_note(note).text).size
+            size = _tree_size(note)
         if index >= size:
             raise LogMalformed(f"index {index} is not in a tree of size {size}")
 

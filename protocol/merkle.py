@@ -235,8 +235,7 @@ def _inclusion_ranges(index: int, size: int) -> list[_Range]:
 
 def inclusion_keys(index: int, size: int) -> set[Key]:
     """The stored subtrees ``inclusion_proof(index, size, ...)`` reads: at most 2*log2(size)."""
-    leaf, tree = _position(index, size)
-    return {key for low, high in _inclusion_ranges(leaf, tree) for key in range_keys(low, high)}
+    return inclusion_keys_many([index], size)
 
 
 def inclusion_keys_many(indices: Sequence[int], size: int) -> set[Key]:
@@ -247,8 +246,7 @@ def inclusion_keys_many(indices: Sequence[int], size: int) -> set[Key]:
 
 def inclusion_proof(index: int, size: int, nodes: Mapping[Key, bytes]) -> list[bytes]:
     """RFC 9162 PATH(index, D[size]): sibling hashes from the leaf up to the root."""
-    leaf, tree = _position(index, size)
-    return [_subtree_hash(low, high, nodes) for low, high in _inclusion_ranges(leaf, tree)]
+    return inclusion_proofs([index], size, nodes)[0]
 
 
 def inclusion_proofs(indices: Sequence[int], size: int,

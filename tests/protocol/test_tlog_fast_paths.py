@@ -190,10 +190,10 @@ class _Bytes(bytes):
 def test_large_notes_and_bytes_subclasses_are_parsed_each_time() -> None:
     big = _note(5, extensions=("x" * (checkpoint_module._CACHED_NOTE_BYTES + 1),))
     assert len(big) > checkpoint_module._CACHED_NOTE_BYTES
-    before = checkpoint_module._tree_size.cache_info()
+    before = checkpoint_module._remembered_tree_size.cache_info()
     assert TlogProof(4, HASHES, big).checkpoint == big
     assert TlogProof(4, HASHES, _Bytes(_note(5))).index == 4
-    assert checkpoint_module._tree_size.cache_info().misses == before.misses
+    assert checkpoint_module._remembered_tree_size.cache_info().misses == before.misses
     with pytest.raises(LogMalformed, match="not in a tree of size 5"):
         TlogProof(5, HASHES, big)
 

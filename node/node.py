@@ -580,7 +580,7 @@ class Node:
                 shutil.rmtree(self.attachments.outgoing(message_id, 0).parent,
                               ignore_errors=True)
             raise
-        self.worker.wake()
+        self.worker.offer(record)
         return record
 
     def _encrypt_attachments(self, message_id: str, files: tuple[Path, ...]) -> bytes:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +66,10 @@ MAX_BATCH = 64
 MAX_BATCH_BYTES = 1024 * 1024  # bounds memory: concurrency x this is in flight
 """Envelopes per batch request: enough to amortise a round trip and an fsync, small enough
 that one slow batch does not hold many messages back."""
+PARTIAL_PER_PEER = 1
+"""A batch short of MAX_BATCH waits while this many requests to its peer are unanswered."""
+READY_BYTES = 16 * 1024 * 1024
+"""Envelopes held in memory for the next batches, at most: the rest waits in the outbox."""
 
 TRANSIENT_CODES = frozenset({"envelope.clock_skew", "attachment.incomplete", "store.disk_full"})
 """Refusals that a later attempt with the same bytes can overcome; every other code is final."""
@@ -160,7 +166,14 @@ def compose(draft: Draft, *, authority: str, keystore: KeyStore, directory: Dire
 
 
 class DeliveryWorker:
-    """Drains the outbox: concurrent attempts, exponential backoff with jitter, expiry."""
+    """Drains the outbox: batches per peer, concurrent attempts, backoff with jitter, expiry.
+
+    A freshly journalled envelope is handed over in memory (``offer``) and leaves in the next
+    batch to its peer; the outbox is polled for what memory does not hold: retries, a backlog
+    found at start, what arrived while the worker was full. A batch short of ``MAX_BATCH``
+    waits while a request to its peer is unanswered, so under a steady load envelopes gather
+    into fewer, larger requests instead of each paying a request, a commit and a checkpoint.
+    """
 
     def __init__(
         self,
@@ -188,16 +201,37 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._in_flight: set[str] = set()
+        self._in_flight: set[str] = set()  # ready or being attempted: never polled again
         self._attempts: set[asyncio.Task[None]] = set()
         self.on_checkpoint: CheckpointHook | None = None
         self.attachments = attachments
         self.progress: dict[str, tuple[int, int]] = {}  # message id -> (bytes sent, total)
         self._no_batch: set[str] = set()  # peers that answered the batch route with 404
+        self._ready: dict[str, list[OutboundRecord]] = {}  # per peer, waiting for a batch
+        self._ready_bytes = 0
+        self._asking: dict[str, str] = {}  # first envelope of an unanswered request -> peer
+        self._unanswered: Counter[str] = Counter()  # batch requests per peer
+        self._running = 0  # attempts holding one of the ``concurrency`` slots
+        self._more = False  # the last poll left due envelopes behind
+        self._rescheduled = False  # a retry was scheduled since the last poll
 
     def wake(self) -> None:
-        """Called after something is queued, so it leaves now rather than at the next poll."""
+        """Poll the outbox now rather than at the next timer (something was queued or failed)."""
         self._wake.set()
+
+    def offer(self, record: OutboundRecord) -> None:
+        """A journalled envelope, handed over so that it leaves without a poll of the outbox.
+
+        It is already durable: if memory is full, the worker is stopped, or it goes alone
+        (attachments, a peer without batches), the poll finds it instead.
+        """
+        if record.envelope_hash in self._in_flight:
+            return  # a poll found it first
+        if self._task is None or self._alone(record) or self._full():
+            self.wake()
+            return
+        self._hand(record)
+        self._dispatch(record.recipient)
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(
@@ -211,12 +245,17 @@ class DeliveryWorker:
 
         A cancelled attempt loses nothing (its entry stays in the outbox and is retried at the
         next start), but one that finishes saves the peer a redelivery and closes its
-        connection cleanly.
+        connection cleanly. Envelopes still waiting in memory stay in the outbox too.
         """
-        if self._task is not None:
-            self._task.cancel()
+        task, self._task = self._task, None  # from here on nothing new is launched
+        if task is not None:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
+        for records in self._ready.values():
+            self._in_flight.difference_update(r.envelope_hash for r in records)
+        self._ready.clear()
+        self._ready_bytes = 0
         in_flight = [t for t in self._attempts if not t.done()]
         if in_flight:
             await asyncio.wait(in_flight, timeout=grace)
@@ -234,53 +273,117 @@ class DeliveryWorker:
         return float(delay / 2 + random.uniform(0, delay / 2))
 
     async def _run(self) -> None:
-        limit = asyncio.Semaphore(self.concurrency)
         while True:
-            if limit.locked():  # every attempt slot busy: polling now would find nothing to do
-                await limit.acquire()
-                limit.release()
             self._wake.clear()
+            self._rescheduled = False
             now = self.clock()
-            due = await self.db(self.store.due, now, self.concurrency * MAX_BATCH,
-                                16 * 1024 * 1024, self.retry_max + 1.0,
-                                frozenset(self._in_flight))
-            for group in self._batches(due):  # due() skipped what is in flight
-                self._in_flight.update(r.envelope_hash for r in group)
-                await limit.acquire()
-                job = self._attempt(group[0], limit) if len(group) == 1 \
-                    else self._attempt_batch(group, limit)
-                task = asyncio.create_task(job)
-                self._attempts.add(task)
-                task.add_done_callback(self._attempts.discard)
-            next_due = await self.db(self.store.next_due)
-            wait = 1.0 if next_due is None else max(0.0, min(1.0, next_due - self.clock()))
-            if due and wait == 0.0:
-                wait = 0.01  # let attempts in flight progress before polling again
+            later: float | None = None
+            if not self._full() and self._running < self.concurrency:
+                room = self.concurrency * MAX_BATCH - sum(map(len, self._ready.values()))
+                room_bytes = READY_BYTES - self._ready_bytes
+                due, later = await self.db(self._poll, now, room, room_bytes,
+                                           frozenset(self._in_flight))
+                self._more = (len(due) >= room
+                              or sum(len(r.envelope) for r in due) >= room_bytes)
+                for record in due:
+                    if record.envelope_hash in self._in_flight:
+                        continue  # offered while the poll ran
+                    if self._alone(record):
+                        if self._running >= self.concurrency:
+                            self._more = True
+                            continue
+                        self._in_flight.add(record.envelope_hash)
+                        self._launch(record.recipient, [record], counted=False)
+                    else:
+                        self._hand(record)
+                for peer in list(self._ready):
+                    self._dispatch(peer)
+            else:
+                self._more = True  # a slot or room frees when an attempt ends: _finished
+            wait = 1.0 if later is None else max(0.0, min(1.0, later - self.clock()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=wait)
 
-    def _batches(self, records: list[OutboundRecord]) -> list[list[OutboundRecord]]:
-        """Due envelopes grouped per recipient into batches; attachments always go alone."""
-        groups: dict[str, list[list[OutboundRecord]]] = {}
-        out: list[list[OutboundRecord]] = []
-        for record in records:
-            alone = (record.recipient in self._no_batch or (self.attachments is not None
-                     and bool(self.attachments.outgoing_files(record.message_id))))
-            if alone:
-                out.append([record])
-                continue
-            batches = groups.setdefault(record.recipient, [[]])
-            size = sum(len(r.envelope) for r in batches[-1])
-            if len(batches[-1]) == MAX_BATCH or (
-                    batches[-1] and size + len(record.envelope) > MAX_BATCH_BYTES):
-                batches.append([])
-            batches[-1].append(record)
-        for batches in groups.values():
-            out.extend(batches)
-        return out
+    def _poll(self, now: float, limit: int, max_bytes: int, skip: frozenset[str],
+              ) -> tuple[list[OutboundRecord], float | None]:
+        """What is due now, and when the next retry is: one call to the store thread."""
+        due = self.store.due(now, limit, max_bytes, self.retry_max + 1.0, skip)
+        return due, self.store.next_due(after=now)
 
-    async def _attempt_batch(self, records: list[OutboundRecord],
-                             limit: asyncio.Semaphore) -> None:
+    def _full(self) -> bool:
+        return (self._ready_bytes >= READY_BYTES
+                or sum(map(len, self._ready.values())) >= self.concurrency * MAX_BATCH)
+
+    def _hand(self, record: OutboundRecord) -> None:
+        self._in_flight.add(record.envelope_hash)
+        self._ready.setdefault(record.recipient, []).append(record)
+        self._ready_bytes += len(record.envelope)
+
+    def _dispatch(self, peer: str) -> None:
+        """Send what is ready for ``peer``: every full batch, and the rest unless a request
+        to the peer is still unanswered (it grows meanwhile)."""
+        ready = self._ready.get(peer)
+        while ready and self._task is not None and self._running < self.concurrency:
+            if peer in self._no_batch:  # found out since these were handed over
+                record = ready.pop(0)
+                self._ready_bytes -= len(record.envelope)
+                self._launch(peer, [record], counted=False)
+                continue
+            size, count = 0, 0
+            for record in ready[:MAX_BATCH]:
+                if count and size + len(record.envelope) > MAX_BATCH_BYTES:
+                    break
+                size += len(record.envelope)
+                count += 1
+            if count == len(ready) < MAX_BATCH and self._unanswered[peer] >= PARTIAL_PER_PEER:
+                break
+            batch, ready[:count] = ready[:count], []
+            self._ready_bytes -= size
+            self._launch(peer, batch, counted=True)
+        if not ready:
+            self._ready.pop(peer, None)
+
+    def _launch(self, peer: str, records: list[OutboundRecord], *, counted: bool) -> None:
+        self._running += 1
+        if counted:
+            self._unanswered[peer] += 1
+            self._asking[records[0].envelope_hash] = peer
+        job = self._attempt(records[0]) if len(records) == 1 else self._attempt_batch(records)
+        task = asyncio.create_task(job)
+        self._attempts.add(task)
+        task.add_done_callback(functools.partial(self._finished, records[0].envelope_hash))
+
+    def _answered(self, key: str) -> None:
+        """The request that began with envelope ``key`` has its answer (or failed): a batch
+        held back for its peer may go now, before the receipts are checked and recorded."""
+        peer = self._asking.pop(key, None)
+        if peer is None:
+            return
+        if self._unanswered[peer] > 1:
+            self._unanswered[peer] -= 1
+        else:
+            del self._unanswered[peer]
+        self._dispatch(peer)
+
+    def _finished(self, key: str, task: asyncio.Task[None]) -> None:
+        self._attempts.discard(task)
+        self._answered(key)  # if it never got as far as an answer
+        self._running -= 1
+        for peer in list(self._ready):
+            self._dispatch(peer)
+        if self._more or self._rescheduled:
+            self.wake()
+
+    async def _retry(self, record: OutboundRecord, code: str, delay: float) -> None:
+        await self.db(self.store.record_retry, record.envelope_hash, code, self.clock() + delay)
+        self._rescheduled = True  # the poll's timer may be later than this retry: _finished
+
+    def _alone(self, record: OutboundRecord) -> bool:
+        return record.recipient in self._no_batch or (
+            self.attachments is not None
+            and bool(self.attachments.outgoing_files(record.message_id)))
+
+    async def _attempt_batch(self, records: list[OutboundRecord]) -> None:
         try:
             await self._deliver_batch(records)
         except asyncio.CancelledError:
@@ -288,12 +391,10 @@ class DeliveryWorker:
         except Exception:
             log.exception("delivery of a batch of %d failed unexpectedly", len(records))
             for record in records:
-                await self.db(self.store.record_retry, record.envelope_hash, "store.failed",
-                              self.clock() + self.backoff(record.attempts))
+                await self._retry(record, "store.failed", self.backoff(record.attempts))
         finally:
             for record in records:
                 self._in_flight.discard(record.envelope_hash)
-            limit.release()
 
     async def _deliver_batch(self, records: list[OutboundRecord]) -> None:
         """One request for many envelopes; each answered by its own verified receipt.
@@ -315,18 +416,15 @@ class DeliveryWorker:
             if exc.code == "transport.batch_unsupported":
                 self._no_batch.add(live[0].recipient)
             for record in live:
-                retry_at = self.clock() + (0 if exc.code == "transport.batch_unsupported"
-                                           else self.backoff(record.attempts))
-                await self.db(self.store.record_retry, record.envelope_hash, exc.code, retry_at)
-            self.wake()
+                await self._retry(record, exc.code, 0 if exc.code == "transport.batch_unsupported"
+                                  else self.backoff(record.attempts))
             return
         at = int(self.clock())
         closing = []
         for record, receipt in zip(live, receipts, strict=True):
             if not receipt.accepted and is_transient(receipt.code):
-                await self.db(self.store.record_retry, record.envelope_hash, receipt.code,
-                              self.clock() + (0 if receipt.code == "attachment.incomplete"
-                                              else self.backoff(record.attempts)))
+                await self._retry(record, receipt.code, 0 if receipt.code == "attachment.incomplete"
+                                  else self.backoff(record.attempts))
                 continue
             closing.append((record.envelope_hash, receipt.data, receipt.status.value,
                             receipt.code, at,
@@ -358,6 +456,8 @@ class DeliveryWorker:
             raise TransportPinMismatch(f"{recipient} at {url}") from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise TransportUnreachable(f"{recipient} at {url}: {exc!r}") from exc
+        finally:
+            self._answered(records[0].envelope_hash)
         if status in (404, 405, 413):  # no batch route, or a body limit below our batches
             raise TransportBatchUnsupported(f"{recipient} answers HTTP {status}")
         if media != RECEIPTS_MEDIA_TYPE:
@@ -379,18 +479,16 @@ class DeliveryWorker:
         return [self._check_receipt(record, part, opened) for record, part in
                 zip(records, parts, strict=True)]
 
-    async def _attempt(self, record: OutboundRecord, limit: asyncio.Semaphore) -> None:
+    async def _attempt(self, record: OutboundRecord) -> None:
         try:
             await self._deliver(record)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("delivery of %s failed unexpectedly", record.message_id)
-            await self.db(self.store.record_retry, record.envelope_hash, "store.failed",
-                          self.clock() + self.backoff(record.attempts))
+            await self._retry(record, "store.failed", self.backoff(record.attempts))
         finally:
             self._in_flight.discard(record.envelope_hash)
-            limit.release()
 
     async def _deliver(self, record: OutboundRecord) -> None:
         now = self.clock()
@@ -406,15 +504,13 @@ class DeliveryWorker:
                 receipt = await self.post(record, aiohttp.ClientTimeout(
                     total=None, sock_connect=30, sock_read=60 + total / VERIFY_RATE))
         except RogatoryError as exc:
-            retry_at = self.clock() + self.backoff(record.attempts)
+            delay = self.backoff(record.attempts)
             log.info("delivery of %s to %s failed (%s); retry in %.1fs", record.message_id,
-                     record.recipient, exc.code, retry_at - self.clock())
-            await self.db(self.store.record_retry, record.envelope_hash, exc.code, retry_at)
-            self.wake()
+                     record.recipient, exc.code, delay)
+            await self._retry(record, exc.code, delay)
             return
         if not receipt.accepted and is_transient(receipt.code):
-            await self.db(self.store.record_retry, record.envelope_hash, receipt.code,
-                          self.clock() + self.backoff(record.attempts))
+            await self._retry(record, receipt.code, self.backoff(record.attempts))
             return
         at = int(self.clock())
         await self.db(self.store.record_delivery, record.envelope_hash, receipt.data,
@@ -508,6 +604,8 @@ class DeliveryWorker:
             raise TransportPinMismatch(f"{record.recipient} at {url}") from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise TransportUnreachable(f"{record.recipient} at {url}: {exc!r}") from exc
+        finally:
+            self._answered(record.envelope_hash)
         if media != RECEIPT_MEDIA_TYPE:
             raise TransportBadResponse(f"HTTP {status} with {media!r} instead of a receipt")
         return self._check_receipt(record, body)

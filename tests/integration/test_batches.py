@@ -26,6 +26,7 @@ import aiohttp
 import pytest
 
 import node.node as node_module
+import node.outbound as outbound_module
 from keys.directory import Directory
 from node.federation import Federation
 from node.node import Node
@@ -518,6 +519,126 @@ async def test_a_peer_without_the_batch_route_is_served_one_by_one(
     assert len(singles) == 8 and all(len(c) == 1 for c in singles)
     assert (await snapshot(br))["messages_in"] == 8
     assert (await log_types(br))["envelope-received"] == 8
+
+
+def gate_post(monkeypatch: pytest.MonkeyPatch, node: Node, calls: list[list[str]],
+              ) -> asyncio.Event:
+    """Hold every single-envelope request of ``node`` until the returned event is set: to
+    the worker the request is out and unanswered meanwhile."""
+    gate = asyncio.Event()
+    real: Callable[..., Awaitable[Any]] = node.worker.post
+
+    async def held(record: OutboundRecord, *args: Any, **kwargs: Any) -> Any:
+        calls.append([record.message_id])
+        await gate.wait()
+        return await real(record, *args, **kwargs)
+
+    monkeypatch.setattr(node.worker, "post", held)
+    return gate
+
+
+async def test_what_is_submitted_while_a_request_is_unanswered_leaves_in_one_batch(
+        federation: Federation, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under a steady load each envelope would otherwise pay a request, a commit and a
+    checkpoint: a batch short of 64 waits until the peer has answered the last request."""
+    fr, br = federation.nodes[FR], federation.nodes[BR]
+    singles: list[list[str]] = []
+    batches: list[list[str]] = []
+    gate = gate_post(monkeypatch, fr, singles)
+    count_calls(monkeypatch, fr.worker, "post_batch", batches)
+
+    first = await fr.submit(Draft(BR, Kind.REQUEST, "text/plain", b"first"))
+    await eventually(lambda: asyncio.sleep(0, len(singles)), lambda n: n == 1,
+                     what="the first envelope sent at once, alone")
+    rest = await asyncio.gather(*(
+        fr.submit(Draft(BR, Kind.REQUEST, "text/plain", f"meanwhile {i}".encode()))
+        for i in range(10)))
+    await asyncio.sleep(0.3)
+    assert batches == [] and len(singles) == 1  # held while the first is unanswered
+    assert await outbound_states(fr) == {"queued": 11}
+
+    gate.set()
+    await eventually(lambda: outbound_states(fr), lambda s: s == {"delivered": 11},
+                     what="all delivered")
+    assert singles == [[first.message_id]]
+    assert [sorted(b) for b in batches] == [sorted(r.message_id for r in rest)]
+    assert await stored_ids(br) == {r.message_id for r in [first, *rest]}
+    assert (await log_types(br))["envelope-received"] == 11
+
+
+async def test_a_submit_leaves_without_a_poll_of_the_outbox(
+        federation: Federation, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A journalled envelope is handed to the worker in memory; the outbox is polled for
+    retries and backlogs only (at most once a second when there are none)."""
+    fr = federation.nodes[FR]
+    polls: list[float] = []
+    real = fr.store.due
+
+    def due(*args: Any, **kwargs: Any) -> list[OutboundRecord]:
+        polls.append(time.monotonic())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fr.store, "due", due)
+    started = time.monotonic()
+    for i in range(20):
+        await fr.submit(Draft(BR, Kind.REQUEST, "text/plain", f"one at a time {i}".encode()))
+        await eventually(lambda: outbound_states(fr), lambda s, n=i + 1: s == {"delivered": n},
+                         what=f"envelope {i} delivered")
+    elapsed = time.monotonic() - started
+    assert len(polls) <= 1 + math.ceil(elapsed), (len(polls), elapsed)
+
+
+async def test_envelopes_waiting_in_memory_stay_queued_when_the_worker_stops(
+        federation: Federation, monkeypatch: pytest.MonkeyPatch) -> None:
+    fr, br = federation.nodes[FR], federation.nodes[BR]
+    singles: list[list[str]] = []
+    gate = gate_post(monkeypatch, fr, singles)
+    first = await fr.submit(Draft(BR, Kind.REQUEST, "text/plain", b"first"))
+    await eventually(lambda: asyncio.sleep(0, len(singles)), lambda n: n == 1,
+                     what="the first envelope sent")
+    waiting = await asyncio.gather(*(
+        fr.submit(Draft(BR, Kind.REQUEST, "text/plain", f"waiting {i}".encode()))
+        for i in range(5)))
+    assert sum(map(len, fr.worker._ready.values())) == 5
+
+    await fr.worker.stop(grace=0.1)  # the held request is cancelled, the waiting dropped
+    assert fr.worker._ready == {} and fr.worker._in_flight == set()
+    assert await outbound_states(fr) == {"queued": 6}
+    assert await stored_ids(br) == set()
+
+    gate.set()
+    await fr.worker.start()
+    await eventually(lambda: outbound_states(fr), lambda s: s == {"delivered": 6},
+                     what="all delivered after the restart")
+    assert await stored_ids(br) == {r.message_id for r in [first, *waiting]}
+    assert (await log_types(br))["envelope-received"] == 6
+
+
+async def test_memory_holds_a_bounded_share_of_what_waits_the_outbox_the_rest(
+        federation: Federation, monkeypatch: pytest.MonkeyPatch) -> None:
+    fr, br = federation.nodes[FR], federation.nodes[BR]
+    monkeypatch.setattr(outbound_module, "READY_BYTES", 10_000)
+    singles: list[list[str]] = []
+    batches: list[list[str]] = []
+    gate = gate_post(monkeypatch, fr, singles)
+    count_calls(monkeypatch, fr.worker, "post_batch", batches)
+    first = await fr.submit(Draft(BR, Kind.REQUEST, "text/plain", b"first"))
+    await eventually(lambda: asyncio.sleep(0, len(singles)), lambda n: n == 1,
+                     what="the first envelope sent")
+    size = len(first.envelope)
+    rest = await asyncio.gather(*(
+        fr.submit(Draft(BR, Kind.REQUEST, "text/plain", f"queued {i}".encode()))
+        for i in range(20)))
+    assert 0 < fr.worker._ready_bytes < 10_000 + size
+    assert sum(map(len, fr.worker._ready.values())) < 20  # the rest only in the outbox
+
+    gate.set()
+    await eventually(lambda: outbound_states(fr), lambda s: s == {"delivered": 21},
+                     what="all delivered")
+    assert sorted(m for b in batches for m in b) == sorted(r.message_id for r in rest)
+    assert all(len(b) * size <= 10_000 + 2 * size for b in batches)
+    assert await stored_ids(br) == {r.message_id for r in [first, *rest]}
+    assert (await log_types(br))["envelope-received"] == 21
 
 
 async def test_an_envelope_with_attachments_is_never_batched(

@@ -233,6 +233,34 @@ async def test_a_mixed_batch_answers_each_envelope_as_alone(federation: Federati
     assert (await br.call(br.store.inbound_by_id, earlier.message_id)).receipt == original.data
 
 
+async def test_a_redelivery_gets_its_receipt_without_being_opened_again(
+        federation: Federation, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The receipt already issued answers exact redeliveries before any cryptography, in a
+    batch and alone: opened again, an envelope since expired (or sealed to a retired prekey)
+    would be refused although it was accepted."""
+    br = federation.nodes[BR]
+    old = sealed(federation, FR, BR, b"first time")
+    [first] = await post_batch(federation, BR, [old.envelope])
+    before = await snapshot(br)
+    opened: list[bytes] = []
+    real = br.inbound.open
+
+    def counted(data: bytes) -> Any:
+        opened.append(data)
+        return real(data)
+
+    monkeypatch.setattr(br.inbound, "open", counted)
+    new = sealed(federation, FR, BR, b"new")
+    again, fresh = await post_batch(federation, BR, [old.envelope, new.envelope])
+    assert again.data == first.data
+    assert fresh.accepted and fresh.data != first.data
+    status, alone = await post_raw(br.directory, BR, old.envelope)
+    assert (status, alone.data) == (200, first.data)
+    assert opened == [new.envelope]
+    after = await snapshot(br)
+    assert after["messages_in"] == before["messages_in"] + 1
+
+
 async def test_the_same_envelope_twice_in_a_batch_is_taken_once(federation: Federation) -> None:
     br = federation.nodes[BR]
     record = sealed(federation, FR, BR)

@@ -140,6 +140,7 @@ class Node:
         self._live: dict[str, dict[int, LiveCheck]] = {}
         self._queue_group: list[tuple[tuple[OutboundRecord, Content, str],
                                       asyncio.Future[None]]] = []
+        self._committing = False  # a task is committing groups; submits join the next one
         self._tasks: set[asyncio.Task[None]] = set()
         self.witness = Witness(
             authority=self.authority, seed=lambda: self.keystore.identity.seed,
@@ -597,13 +598,15 @@ class Node:
                              override: str) -> None:
         """``_queue`` with group commit: submits that arrive together share one fsync.
 
-        While the store thread commits one group, the next gathers here; each submit still
-        returns only once its own envelope is durable, and fails alone if its step is refused.
+        One group is committed at a time; while it is (or while it waits for the store thread,
+        busy with receipts), the next gathers here. Each submit still returns only once its
+        own envelope is durable, and fails alone if its step is refused.
         """
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue_group.append(((record, content, override), future))
-        if len(self._queue_group) == 1:
-            self._spawn(self._commit_queue_group())
+        if not self._committing:
+            self._committing = True
+            self._spawn(self._commit_queue_groups())
         await future
 
     def _spawn(self, job: Coroutine[Any, Any, None]) -> None:
@@ -611,8 +614,23 @@ class Node:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _commit_queue_group(self) -> None:
-        group, self._queue_group = self._queue_group, []
+    async def _commit_queue_groups(self) -> None:
+        try:
+            while self._queue_group:
+                group, self._queue_group = self._queue_group, []
+                await self._commit_queue_group(group)
+        except BaseException as exc:  # cancelled: the submits still waiting fail with it
+            waiting, self._queue_group = self._queue_group, []
+            for _, future in waiting:
+                if not future.done():
+                    future.set_exception(exc)
+            raise
+        finally:
+            self._committing = False
+
+    async def _commit_queue_group(
+            self, group: list[tuple[tuple[OutboundRecord, Content, str],
+                                    asyncio.Future[None]]]) -> None:
         try:
             results = await self.call(self._queue_many, [item for item, _ in group])
         except BaseException as exc:  # the transaction itself failed: all of them did

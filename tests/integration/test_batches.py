@@ -17,6 +17,7 @@ import io
 import math
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -794,6 +795,36 @@ async def test_concurrent_submits_share_a_commit_but_fail_alone(
     await eventually(lambda: outbound_states(fr), lambda s: s == {"delivered": 51},
                      timeout=15.0, what="the fifty delivered")
     assert await stored_ids(br) == {request.message_id} | {r.message_id for r in sent}
+
+
+async def test_submits_that_wait_for_a_busy_store_share_the_next_commit(
+        federation: Federation, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One group is committed at a time: submits that arrive while the store thread is busy
+    (here, held on purpose) join the next group instead of queueing one commit each."""
+    fr, br = federation.nodes[FR], federation.nodes[BR]
+    groups: list[int] = []
+    real = fr._queue_many
+
+    def observed(items: list[Any]) -> list[BaseException | None]:
+        groups.append(len(items))
+        return real(items)
+
+    monkeypatch.setattr(fr, "_queue_many", observed)
+    held = threading.Event()
+    blocker = asyncio.ensure_future(fr.call(held.wait, 10.0))
+    submits = []
+    for i in range(5):
+        submits.append(asyncio.ensure_future(
+            fr.submit(Draft(BR, Kind.REQUEST, "text/plain", f"arriving {i}".encode()))))
+        await asyncio.sleep(0.02)
+    assert groups == [] and not any(s.done() for s in submits)
+    held.set()
+    await blocker
+    queued = await asyncio.gather(*submits)
+    assert groups == [1, 4]  # the first waited alone for the store; the rest joined the next
+    await eventually(lambda: outbound_states(fr), lambda s: s.get("delivered") == 5,
+                     what="all delivered")
+    assert {r.message_id for r in queued} <= await stored_ids(br)
 
 
 async def test_a_group_journal_refused_in_bulk_falls_back_to_one_by_one(

@@ -214,6 +214,7 @@ class DeliveryWorker:
         self._running = 0  # attempts holding one of the ``concurrency`` slots
         self._more = False  # the last poll left due envelopes behind
         self._rescheduled = False  # a retry was scheduled since the last poll
+        self._backlog = False  # envelopes wait in the outbox only: offers go there too
 
     def wake(self) -> None:
         """Poll the outbox now rather than at the next timer (something was queued or failed)."""
@@ -223,11 +224,15 @@ class DeliveryWorker:
         """A journalled envelope, handed over so that it leaves without a poll of the outbox.
 
         It is already durable: if memory is full, the worker is stopped, or it goes alone
-        (attachments, a peer without batches), the poll finds it instead.
+        (attachments, a peer without batches), the poll finds it instead. Once memory has
+        been full, every envelope goes through the outbox until the poll has caught up, so
+        none overtakes those that waited there.
         """
         if record.envelope_hash in self._in_flight:
             return  # a poll found it first
-        if self._task is None or self._alone(record) or self._full():
+        if self._full():
+            self._backlog = True
+        if self._task is None or self._backlog or self._alone(record):
             self.wake()
             return
         self._hand(record)
@@ -285,6 +290,7 @@ class DeliveryWorker:
                                            frozenset(self._in_flight))
                 self._more = (len(due) >= room
                               or sum(len(r.envelope) for r in due) >= room_bytes)
+                self._backlog = self._backlog and self._more
                 for record in due:
                     if record.envelope_hash in self._in_flight:
                         continue  # offered while the poll ran

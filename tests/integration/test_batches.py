@@ -645,29 +645,54 @@ async def test_envelopes_waiting_in_memory_stay_queued_when_the_worker_stops(
 
 async def test_memory_holds_a_bounded_share_of_what_waits_the_outbox_the_rest(
         federation: Federation, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At most READY_BYTES wait in memory; the rest waits in the outbox, and once it has,
+    later envelopes go there too until the poll catches up, so none overtakes them."""
     fr, br = federation.nodes[FR], federation.nodes[BR]
     monkeypatch.setattr(outbound_module, "READY_BYTES", 10_000)
-    singles: list[list[str]] = []
-    batches: list[list[str]] = []
-    gate = gate_post(monkeypatch, fr, singles)
-    count_calls(monkeypatch, fr.worker, "post_batch", batches)
+    requests: list[list[str]] = []  # single and batch requests, in the order they went
+    gate = gate_post(monkeypatch, fr, requests)
+    batch_gate = asyncio.Event()
+    real_batch: Callable[..., Awaitable[Any]] = fr.worker.post_batch
+
+    async def held_batch(records: list[OutboundRecord]) -> Any:
+        requests.append([r.message_id for r in records])
+        await batch_gate.wait()
+        return await real_batch(records)
+
+    monkeypatch.setattr(fr.worker, "post_batch", held_batch)
     first = await fr.submit(Draft(BR, Kind.REQUEST, "text/plain", b"first"))
-    await eventually(lambda: asyncio.sleep(0, len(singles)), lambda n: n == 1,
+    await eventually(lambda: asyncio.sleep(0, len(requests)), lambda n: n == 1,
                      what="the first envelope sent")
     size = len(first.envelope)
     rest = await asyncio.gather(*(
-        fr.submit(Draft(BR, Kind.REQUEST, "text/plain", f"queued {i}".encode()))
+        fr.submit(Draft(BR, Kind.REQUEST, "text/plain", f"queued {i:02}".encode()))
         for i in range(20)))
     assert 0 < fr.worker._ready_bytes < 10_000 + size
     assert sum(map(len, fr.worker._ready.values())) < 20  # the rest only in the outbox
+    assert fr.worker._backlog  # from now on offers go to the outbox too, behind the rest
 
-    gate.set()
-    await eventually(lambda: outbound_states(fr), lambda s: s == {"delivered": 21},
+    gate.set()  # the first is answered; what memory held goes, and is held in turn
+    await eventually(lambda: asyncio.sleep(0, len(requests)), lambda n: n == 2,
+                     what="the next batch sent")
+    await eventually(lambda: asyncio.sleep(0, fr.worker._ready_bytes), lambda n: n > 0,
+                     what="memory refilled from the outbox")
+    refilled = sum(map(len, fr.worker._ready.values()))
+    late = [await fr.submit(Draft(BR, Kind.REQUEST, "text/plain", f"late {i}".encode()))
+            for i in range(5)]
+    assert sum(map(len, fr.worker._ready.values())) == refilled  # into the outbox, behind
+
+    batch_gate.set()
+    await eventually(lambda: outbound_states(fr), lambda s: s == {"delivered": 26},
                      what="all delivered")
-    assert sorted(m for b in batches for m in b) == sorted(r.message_id for r in rest)
-    assert all(len(b) * size <= 10_000 + 2 * size for b in batches)
-    assert await stored_ids(br) == {r.message_id for r in [first, *rest]}
-    assert (await log_types(br))["envelope-received"] == 21
+    sent = [m for r in requests[1:] for m in r]
+    assert sorted(sent) == sorted(r.message_id for r in [*rest, *late])
+    assert all(len(r) * size <= 10_000 + 2 * size for r in requests)
+    assert max(sent.index(r.message_id) for r in rest) < min(
+        sent.index(r.message_id) for r in late)
+    assert await stored_ids(br) == {r.message_id for r in [first, *rest, *late]}
+    assert (await log_types(br))["envelope-received"] == 26
+    await eventually(lambda: asyncio.sleep(0, fr.worker._backlog), lambda b: not b,
+                     what="the poll caught up")
 
 
 async def test_an_envelope_with_attachments_is_never_batched(

@@ -197,7 +197,9 @@ def envelope_sample(database: Path) -> bytes:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("-n", "--messages", type=int, default=20_000)
+    parser.add_argument("-n", "--messages", type=int, default=20_000,
+                        help="envelopes in the throughput run (default 20,000; 0: only the "
+                             "paced runs at --rates, to compare versions at fixed loads)")
     parser.add_argument("--size", type=int, default=1024, help="payload bytes (default 1024)")
     parser.add_argument("--concurrency", type=int, default=64,
                         help="submits in flight in the throughput run (default 64)")
@@ -236,15 +238,17 @@ async def main() -> None:
         # The raw limit on either side of the throughput run, the nodes idle: this shared
         # VM's speed drifts by a third over minutes, and the ratio should not ride on it.
         envelope = envelope_sample(configs[SENDER].database_path)
-        limit_before = raw_limit(Suite.HYBRID, envelope, 0.6)
-        cpu = {a: cpu_seconds(p.pid) for a, p in processes.items()}
-        throughput, flood = await run_phase(config, args.size, count, peers,
-                                            concurrency=args.concurrency,
-                                            per_call=args.per_call)
-        cpu = {a: (cpu_seconds(p.pid) - cpu[a]) / count for a, p in processes.items()}
-        limit_after = raw_limit(Suite.HYBRID, envelope, 0.6)
         paced_runs = {}
-        offered = [(f"{share:4.0%}", share * throughput) for share in (0.25, 0.5, 1.0)]
+        offered: list[tuple[str, float]] = []
+        if count:
+            limit_before = raw_limit(Suite.HYBRID, envelope, 0.6)
+            cpu = {a: cpu_seconds(p.pid) for a, p in processes.items()}
+            throughput, flood = await run_phase(config, args.size, count, peers,
+                                                concurrency=args.concurrency,
+                                                per_call=args.per_call)
+            cpu = {a: (cpu_seconds(p.pid) - cpu[a]) / count for a, p in processes.items()}
+            limit_after = raw_limit(Suite.HYBRID, envelope, 0.6)
+            offered = [(f"{share:4.0%}", share * throughput) for share in (0.25, 0.5, 1.0)]
         for label, rate in offered + [("fixed", fixed) for fixed in args.rates]:
             # CPU per envelope too: at a steady pace each envelope pays more of its own
             # hand-offs and commits than in the flood, which is what makes the latency.
@@ -259,8 +263,6 @@ async def main() -> None:
         for process in processes.values():
             process.wait(timeout=30)
 
-    limit = {key: (limit_before[key] + limit_after[key]) / 2 for key in limit_before}
-
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(f"rogatory exchange benchmark, {now}; {os.cpu_count()} CPUs ({platform.machine()}), "
           f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}")
@@ -268,23 +270,30 @@ async def main() -> None:
           f"peer(s)), TLS, suite {Suite.HYBRID.value}; "
           f"payload {args.size:,} B, envelope {len(envelope):,} B")
     print()
-    print(f"  throughput run      {count:,} envelopes, {args.concurrency} submit calls in "
-          f"flight, {args.per_call} envelope(s) per call")
-    print(f"  sustained           {throughput:,.0f} envelopes/s (submit to receipt durable on "
-          "both sides)")
-    print(f"  latency in that run p50 {1000 * statistics.median(flood):,.0f} ms, "
-          f"p99 {1000 * pct(flood, 99):,.0f} ms (a queue: everything offered at once)")
+    if count:
+        print(f"  throughput run      {count:,} envelopes, {args.concurrency} submit calls in "
+              f"flight, {args.per_call} envelope(s) per call")
+        print(f"  sustained           {throughput:,.0f} envelopes/s (submit to receipt durable "
+              "on both sides)")
+        print(f"  latency in that run p50 {1000 * statistics.median(flood):,.0f} ms, "
+              f"p99 {1000 * pct(flood, 99):,.0f} ms (a queue: everything offered at once)")
     for rate, (share, latencies, spent) in paced_runs.items():
         print(f"  paced at {share}       {rate:,.0f}/s offered, "
               f"{len(latencies):,} envelopes: p50 {1000 * statistics.median(latencies):,.0f} ms,"
               f" p99 {1000 * pct(latencies, 99):,.0f} ms; CPU per envelope "
               f"{1000 * spent[SENDER]:.2f} / {1000 * sum(spent[a] for a in peers):.2f} ms")
-    receiving = sum(cpu[a] for a in peers)
-    print(f"  CPU per envelope    sender {1000 * cpu[SENDER]:.2f} ms, receiver "
-          f"{1000 * receiving:.2f} ms (user + system, all threads, in the throughput run"
-          f"{'; receivers together' if len(peers) > 1 else ''})")
+    if count:
+        receiving = sum(cpu[a] for a in peers)
+        print(f"  CPU per envelope    sender {1000 * cpu[SENDER]:.2f} ms, receiver "
+              f"{1000 * receiving:.2f} ms (user + system, all threads, in the throughput run"
+              f"{'; receivers together' if len(peers) > 1 else ''})")
     print(f"  peak RSS            sender {rss[SENDER]:,.0f} MB, receiver "
           f"{max(rss[a] for a in peers):,.0f} MB{' (the largest)' if len(peers) > 1 else ''}")
+    if args.keep:
+        print(f"  node folders and logs kept in {root}")
+    if not count:
+        return
+    limit = {key: (limit_before[key] + limit_after[key]) / 2 for key in limit_before}
     print()
     print(f"  raw single-core limit  {limit['limit']:,.0f} envelopes/s  ->  this run reaches "
           f"{throughput / limit['limit']:.2f} of it")
@@ -295,8 +304,6 @@ async def main() -> None:
     print(f"    HPKE seal {limit['hpke_seal']:,.0f}/s, open {limit['hpke_open']:,.0f}/s; "
           f"Ed25519 sign {limit['sign_short']:,.0f}/s and {limit['sign_long']:,.0f}/s, "
           f"verify {limit['verify_short']:,.0f}/s and {limit['verify_long']:,.0f}/s")
-    if args.keep:
-        print(f"\nnode folders and logs kept in {root}")
 
 
 if __name__ == "__main__":

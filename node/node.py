@@ -581,7 +581,7 @@ class Node:
                 shutil.rmtree(self.attachments.outgoing(message_id, 0).parent,
                               ignore_errors=True)
             raise
-        self.worker.offer(record)
+        self.worker.offer(record, attachments=bool(draft.attachments))
         return record
 
     def _encrypt_attachments(self, message_id: str, files: tuple[Path, ...]) -> bytes:

@@ -220,9 +220,10 @@ class DeliveryWorker:
         """Poll the outbox now rather than at the next timer (something was queued or failed)."""
         self._wake.set()
 
-    def offer(self, record: OutboundRecord) -> None:
+    def offer(self, record: OutboundRecord, *, attachments: bool) -> None:
         """A journalled envelope, handed over so that it leaves without a poll of the outbox.
 
+        The caller says whether it has attachments (it knows; the worker would look on disk).
         It is already durable: if memory is full, the worker is stopped, or it goes alone
         (attachments, a peer without batches), the poll finds it instead. Once memory has
         been full, every envelope goes through the outbox until the poll has caught up, so
@@ -232,7 +233,8 @@ class DeliveryWorker:
             return  # a poll found it first
         if self._full():
             self._backlog = True
-        if self._task is None or self._backlog or self._alone(record):
+        if (self._task is None or self._backlog or attachments
+                or record.recipient in self._no_batch):
             self.wake()
             return
         self._hand(record)

@@ -566,6 +566,16 @@ def gate_post(monkeypatch: pytest.MonkeyPatch, node: Node, calls: list[list[str]
     return gate
 
 
+async def first_held(monkeypatch: pytest.MonkeyPatch, node: Node, to: str,
+                     calls: list[list[str]]) -> tuple[asyncio.Event, OutboundRecord]:
+    """One envelope submitted and sent alone, its request held unanswered (``gate_post``)."""
+    gate = gate_post(monkeypatch, node, calls)
+    first = await node.submit(Draft(to, Kind.REQUEST, "text/plain", b"first"))
+    await eventually(lambda: asyncio.sleep(0, len(calls)), lambda n: n == 1,
+                     what="the first envelope sent at once, alone")
+    return gate, first
+
+
 async def test_what_is_submitted_while_a_request_is_unanswered_leaves_in_one_batch(
         federation: Federation, monkeypatch: pytest.MonkeyPatch) -> None:
     """Under a steady load each envelope would otherwise pay a request, a commit and a
@@ -573,12 +583,8 @@ async def test_what_is_submitted_while_a_request_is_unanswered_leaves_in_one_bat
     fr, br = federation.nodes[FR], federation.nodes[BR]
     singles: list[list[str]] = []
     batches: list[list[str]] = []
-    gate = gate_post(monkeypatch, fr, singles)
     count_calls(monkeypatch, fr.worker, "post_batch", batches)
-
-    first = await fr.submit(Draft(BR, Kind.REQUEST, "text/plain", b"first"))
-    await eventually(lambda: asyncio.sleep(0, len(singles)), lambda n: n == 1,
-                     what="the first envelope sent at once, alone")
+    gate, first = await first_held(monkeypatch, fr, BR, singles)
     rest = await asyncio.gather(*(
         fr.submit(Draft(BR, Kind.REQUEST, "text/plain", f"meanwhile {i}".encode()))
         for i in range(10)))
@@ -620,11 +626,7 @@ async def test_a_submit_leaves_without_a_poll_of_the_outbox(
 async def test_envelopes_waiting_in_memory_stay_queued_when_the_worker_stops(
         federation: Federation, monkeypatch: pytest.MonkeyPatch) -> None:
     fr, br = federation.nodes[FR], federation.nodes[BR]
-    singles: list[list[str]] = []
-    gate = gate_post(monkeypatch, fr, singles)
-    first = await fr.submit(Draft(BR, Kind.REQUEST, "text/plain", b"first"))
-    await eventually(lambda: asyncio.sleep(0, len(singles)), lambda n: n == 1,
-                     what="the first envelope sent")
+    gate, first = await first_held(monkeypatch, fr, BR, [])
     waiting = await asyncio.gather(*(
         fr.submit(Draft(BR, Kind.REQUEST, "text/plain", f"waiting {i}".encode()))
         for i in range(5)))
@@ -650,7 +652,6 @@ async def test_memory_holds_a_bounded_share_of_what_waits_the_outbox_the_rest(
     fr, br = federation.nodes[FR], federation.nodes[BR]
     monkeypatch.setattr(outbound_module, "READY_BYTES", 10_000)
     requests: list[list[str]] = []  # single and batch requests, in the order they went
-    gate = gate_post(monkeypatch, fr, requests)
     batch_gate = asyncio.Event()
     real_batch: Callable[..., Awaitable[Any]] = fr.worker.post_batch
 
@@ -660,9 +661,7 @@ async def test_memory_holds_a_bounded_share_of_what_waits_the_outbox_the_rest(
         return await real_batch(records)
 
     monkeypatch.setattr(fr.worker, "post_batch", held_batch)
-    first = await fr.submit(Draft(BR, Kind.REQUEST, "text/plain", b"first"))
-    await eventually(lambda: asyncio.sleep(0, len(requests)), lambda n: n == 1,
-                     what="the first envelope sent")
+    gate, first = await first_held(monkeypatch, fr, BR, requests)
     size = len(first.envelope)
     rest = await asyncio.gather(*(
         fr.submit(Draft(BR, Kind.REQUEST, "text/plain", f"queued {i:02}".encode()))

@@ -136,6 +136,17 @@ def test_outbound_duplicates_are_integrity_errors(store: Store) -> None:
     assert counts(store) == before
 
 
+def test_next_due_after_a_moment_skips_what_is_due_by_then(store: Store) -> None:
+    """The delivery worker holds what is due now; it sleeps until the next retry after it."""
+    first, second = outbound(), outbound()
+    store.queue_outbound(first, 100.0)
+    store.queue_outbound(second, 160.0)
+    assert store.next_due() == 100.0
+    assert store.next_due(after=99.0) == 100.0
+    assert store.next_due(after=100.0) == 160.0
+    assert store.next_due(after=160.0) is None
+
+
 def test_outbox_lifecycle_retry_then_delivery(store: Store) -> None:
     record = outbound()
     store.queue_outbound(record, 100.0)

@@ -412,14 +412,18 @@ async def test_a_failed_group_commit_falls_back_to_one_by_one(
 
 
 def count_calls(monkeypatch: pytest.MonkeyPatch, obj: object, name: str,
-                calls: list[list[str]]) -> None:
-    """Wrap ``post`` or ``post_batch`` of a worker to note the message ids of each request."""
+                calls: list[list[str]], gate: asyncio.Event | None = None) -> None:
+    """Wrap ``post`` or ``post_batch`` of a worker to note the message ids of each request;
+    with a ``gate``, hold each request until it is set (to the worker it is out and
+    unanswered meanwhile)."""
     real: Callable[..., Awaitable[Any]] = getattr(obj, name)
 
     async def counted(first: OutboundRecord | list[OutboundRecord], *args: Any,
                       **kwargs: Any) -> Any:
         records = first if isinstance(first, list) else [first]
         calls.append([r.message_id for r in records])
+        if gate is not None:
+            await gate.wait()
         return await real(first, *args, **kwargs)
 
     monkeypatch.setattr(obj, name, counted)
@@ -550,26 +554,12 @@ async def test_a_peer_without_the_batch_route_is_served_one_by_one(
     assert (await log_types(br))["envelope-received"] == 8
 
 
-def gate_post(monkeypatch: pytest.MonkeyPatch, node: Node, calls: list[list[str]],
-              ) -> asyncio.Event:
-    """Hold every single-envelope request of ``node`` until the returned event is set: to
-    the worker the request is out and unanswered meanwhile."""
-    gate = asyncio.Event()
-    real: Callable[..., Awaitable[Any]] = node.worker.post
-
-    async def held(record: OutboundRecord, *args: Any, **kwargs: Any) -> Any:
-        calls.append([record.message_id])
-        await gate.wait()
-        return await real(record, *args, **kwargs)
-
-    monkeypatch.setattr(node.worker, "post", held)
-    return gate
-
-
 async def first_held(monkeypatch: pytest.MonkeyPatch, node: Node, to: str,
                      calls: list[list[str]]) -> tuple[asyncio.Event, OutboundRecord]:
-    """One envelope submitted and sent alone, its request held unanswered (``gate_post``)."""
-    gate = gate_post(monkeypatch, node, calls)
+    """One envelope submitted and sent alone, its request (and every later single-envelope
+    request) held unanswered until the returned event is set."""
+    gate = asyncio.Event()
+    count_calls(monkeypatch, node.worker, "post", calls, gate)
     first = await node.submit(Draft(to, Kind.REQUEST, "text/plain", b"first"))
     await eventually(lambda: asyncio.sleep(0, len(calls)), lambda n: n == 1,
                      what="the first envelope sent at once, alone")
@@ -653,14 +643,7 @@ async def test_memory_holds_a_bounded_share_of_what_waits_the_outbox_the_rest(
     monkeypatch.setattr(outbound_module, "READY_BYTES", 10_000)
     requests: list[list[str]] = []  # single and batch requests, in the order they went
     batch_gate = asyncio.Event()
-    real_batch: Callable[..., Awaitable[Any]] = fr.worker.post_batch
-
-    async def held_batch(records: list[OutboundRecord]) -> Any:
-        requests.append([r.message_id for r in records])
-        await batch_gate.wait()
-        return await real_batch(records)
-
-    monkeypatch.setattr(fr.worker, "post_batch", held_batch)
+    count_calls(monkeypatch, fr.worker, "post_batch", requests, batch_gate)
     gate, first = await first_held(monkeypatch, fr, BR, requests)
     size = len(first.envelope)
     rest = await asyncio.gather(*(

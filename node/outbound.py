@@ -233,8 +233,7 @@ class DeliveryWorker:
             return  # a poll found it first
         if self._full():
             self._backlog = True
-        if (self._task is None or self._backlog or attachments
-                or record.recipient in self._no_batch):
+        if self._task is None or self._backlog or self._alone(record, attachments):
             self.wake()
             return
         self._hand(record)
@@ -386,10 +385,15 @@ class DeliveryWorker:
         await self.db(self.store.record_retry, record.envelope_hash, code, self.clock() + delay)
         self._rescheduled = True  # the poll's timer may be later than this retry: _finished
 
-    def _alone(self, record: OutboundRecord) -> bool:
-        return record.recipient in self._no_batch or (
-            self.attachments is not None
-            and bool(self.attachments.outgoing_files(record.message_id)))
+    def _alone(self, record: OutboundRecord, attachments: bool | None = None) -> bool:
+        """One envelope per request: it has attachments, or its peer takes no batches.
+        ``attachments`` when the caller knows; otherwise the outgoing folder tells."""
+        if record.recipient in self._no_batch:
+            return True
+        if attachments is None:
+            attachments = self.attachments is not None and bool(
+                self.attachments.outgoing_files(record.message_id))
+        return attachments
 
     async def _attempt_batch(self, records: list[OutboundRecord]) -> None:
         try:

@@ -409,12 +409,11 @@ class Store:
                 found[record.envelope_hash] = record
         return [found[digest] for digest in chosen if digest in found]
 
-    def next_due(self, after: float | None = None) -> float | None:
-        """The earliest attempt scheduled, or the earliest after ``after``: the delivery
-        worker already holds what is due now, and sleeps until the next retry."""
-        row = self.db.execute("SELECT min(next_attempt) FROM outbox" if after is None else
-                              "SELECT min(next_attempt) FROM outbox WHERE next_attempt > ?",
-                              [] if after is None else [after]).fetchone()
+    def next_due(self, after: float = float("-inf")) -> float | None:
+        """The earliest attempt scheduled after ``after``: the delivery worker already holds
+        what is due now, and sleeps until the next retry."""
+        row = self.db.execute("SELECT min(next_attempt) FROM outbox WHERE next_attempt > ?",
+                              [after]).fetchone()
         return float(row[0]) if row and row[0] is not None else None
 
     def pending_count(self) -> int:

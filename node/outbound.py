@@ -417,7 +417,7 @@ class DeliveryWorker:
         now = self.clock()
         live = [r for r in records if now < r.expires]
         for record in records:
-            if record not in live:
+            if now >= record.expires:
                 await self.db(self.store.record_failure, record.envelope_hash,
                               "envelope.expired")
         if not live:

@@ -474,6 +474,31 @@ async def test_a_backlog_goes_out_in_batches_exactly_once(
     assert (await log_types(fr))["receipt-received"] == total
 
 
+async def test_the_expired_envelopes_of_a_batch_fail_and_the_others_arrive(
+        federation: Federation, monkeypatch: pytest.MonkeyPatch) -> None:
+    skew = [0.0]
+    await stop_node(federation, FR)
+    fr = await start_node(federation, FR, clock=lambda: time.time() + skew[0])
+    batches: list[list[str]] = []
+    count_calls(monkeypatch, fr.worker, "post_batch", batches)
+    await fr.worker.stop()
+    lasting = [await fr.submit(Draft(BR, Kind.REQUEST, "text/plain", f"lasting {i}".encode()))
+               for i in range(3)]
+    brief = [await fr.submit(Draft(BR, Kind.REQUEST, "text/plain", f"brief {i}".encode(),
+                                   lifetime=60)) for i in range(2)]
+    skew[0] = 61.0  # past the brief ones' expiry, well within the others'
+    await fr.worker.start()
+
+    await eventually(lambda: outbound_states(fr),
+                     lambda s: s == {"delivered": 3, "failed": 2}, what="the batch settled")
+    assert [sorted(ids) for ids in batches] == [sorted(r.message_id for r in lasting)]
+    for record in brief:
+        failed = await fr.call(fr.store.outbound_by_id, record.message_id)
+        assert (failed.state, failed.last_error, failed.receipt) == \
+            ("failed", "envelope.expired", None)
+    assert await stored_ids(federation.nodes[BR]) == {r.message_id for r in lasting}
+
+
 async def test_a_backlog_for_a_peer_that_was_down_arrives_exactly_once(
         federation: Federation) -> None:
     """BR is down while FR queues; FR's batches fail and back off; BR returns; all arrive once."""

@@ -8,6 +8,7 @@ signing key where a secretariat key is pinned, or the other way round, without b
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -51,12 +52,13 @@ class IdentityKey:
     def generate(cls) -> IdentityKey:
         return cls(os.urandom(SEED_LENGTH))
 
-    @property
+    @functools.cached_property
     def public_raw(self) -> bytes:
         return public_key_of(self.seed)
 
-    @property
+    @functools.cached_property
     def key_id(self) -> str:
+        """Named in every receipt the node signs; the seed never changes, so worked out once."""
         return key_id(self.public_raw)
 
     def sign(self, label: str, body: bytes) -> bytes:

@@ -14,7 +14,6 @@ that could not even be read in full names the envelope as the empty string.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import hashlib
 import re
@@ -101,8 +100,19 @@ class Receipt:
             raise ReceiptMalformed("only an acceptance with a log index carries a proof")
         if not proof or len(proof) > MAX_PROOF:
             raise ReceiptMalformed(f"a log proof is 1 to {MAX_PROOF} bytes")
-        signed = self.signed
-        return dataclasses.replace(self, data=signed + frame(proof), proof=proof)
+        return self._completed(data=self.signed + frame(proof), body=self.body,
+                               signature=self.signature, proof=proof)
+
+    def _completed(self, *, data: bytes, body: bytes, signature: bytes,
+                   proof: bytes) -> Receipt:
+        """This receipt with its wire fields set. Written out rather than
+        ``dataclasses.replace``, which costs twice as much; the receiver does it twice per
+        envelope."""
+        return Receipt(status=self.status, code=self.code, envelope_hash=self.envelope_hash,
+                       message_id=self.message_id, sender=self.sender, receiver=self.receiver,
+                       receiver_key=self.receiver_key, received=self.received,
+                       detail=self.detail, log_index=self.log_index, data=data, body=body,
+                       signature=signature, proof=proof)
 
     @property
     def accepted(self) -> bool:
@@ -210,7 +220,7 @@ def sign_receipt(
         return parse_receipt(data)  # refuses it, with the error a reader would give
     # Everything else ``parse_receipt`` checks was checked above on the values written,
     # which canonical JSON reads back unchanged; the receiver signs one receipt per envelope.
-    return dataclasses.replace(unsigned, data=data, body=body, signature=signature)
+    return unsigned._completed(data=data, body=body, signature=signature, proof=b"")
 
 
 def _log_index_fits(body: dict[str, Any]) -> bool:

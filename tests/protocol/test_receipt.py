@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Any
 
 import pytest
@@ -334,6 +334,18 @@ def test_acceptance_with_log_index_and_proof_round_trips(world: World) -> None:
     again = parse_receipt(proved.data).verify(world.bob.public)
     assert again.proof == b"c2sp.org/tlog-proof@v1\n..." and again.log_index == 41
     assert again.signed == receipt.data and again.digest == receipt.digest
+    assert again == proved
+
+
+def test_completing_a_receipt_keeps_every_other_field(world: World) -> None:
+    """``with_proof`` and ``sign_receipt`` copy the fields by hand: one added to ``Receipt``
+    and forgotten there would be silently reset."""
+    wire = {"data", "body", "signature", "proof"}
+    marked = replace(accepted(world), **{f.name: object() for f in fields(Receipt)})
+    done = marked._completed(data=b"d", body=b"b", signature=b"s", proof=b"p")
+    assert all(getattr(done, f.name) is getattr(marked, f.name)
+               for f in fields(Receipt) if f.name not in wire)
+    assert (done.data, done.body, done.signature, done.proof) == (b"d", b"b", b"s", b"p")
 
 
 @pytest.mark.parametrize("index", [-1, True, "3", None])

@@ -16,6 +16,8 @@ Reported:
 - peak RSS of both node processes, to show memory does not grow with what is queued;
 - the CPU time each node process spends per envelope in the throughput run (all its threads),
   which a busy shared machine disturbs far less than the rate;
+- this machine's idle penalty: the CPU of one HPKE seal right after a 2 ms sleep against
+  back to back (``bench/idle.py``), which the paced runs pay and the flood does not;
 - in the same run, on one core, the raw cost of the same cryptography per envelope (HPKE seal
   and open of the same package size, the inner, outer and receipt signatures made and
   verified), and the ratio of the throughput to it.
@@ -43,6 +45,7 @@ from pathlib import Path
 
 import aiohttp
 from delivery import Poller, raw_limit
+from idle import seal_penalty
 
 from node.config import NodeConfig, load_config, read_api_token
 from node.federation import Federation, Member, passphrase_for
@@ -238,6 +241,9 @@ async def main() -> None:
         # The raw limit on either side of the throughput run, the nodes idle: this shared
         # VM's speed drifts by a third over minutes, and the ratio should not ride on it.
         envelope = envelope_sample(configs[SENDER].database_path)
+        # What a pause costs the next piece of work here: the paced runs pay it, the flood
+        # and the raw limit (both back to back) do not.
+        idle = seal_penalty()
         paced_runs = {}
         offered: list[tuple[str, float]] = []
         if count:
@@ -289,6 +295,9 @@ async def main() -> None:
               f"{'; receivers together' if len(peers) > 1 else ''})")
     print(f"  peak RSS            sender {rss[SENDER]:,.0f} MB, receiver "
           f"{max(rss[a] for a in peers):,.0f} MB{' (the largest)' if len(peers) > 1 else ''}")
+    print(f"  idle penalty        one HPKE seal costs {idle[0] * 1e6:,.0f} us of CPU back to "
+          f"back, {idle[1] * 1e6:,.0f} us after 2 ms asleep ({idle[1] / idle[0]:.1f}x; "
+          "bench/idle.py)")
     if args.keep:
         print(f"  node folders and logs kept in {root}")
     if not count:

@@ -80,8 +80,13 @@ class Suite(enum.Enum):
 _SUITES: dict[str, Suite] = {suite.value: suite for suite in Suite}
 
 
+@functools.lru_cache(maxsize=256)
 def key_id(public_raw: bytes) -> str:
-    """A short, stable name for a public key: the first 12 bytes of its SHA-256, in hex."""
+    """A short, stable name for a public key: the first 12 bytes of its SHA-256, in hex.
+
+    Cached: every seal names the two keys it uses and every receipt check the receiver's,
+    and a node meets few distinct keys.
+    """
     return hashlib.sha256(public_raw).hexdigest()[:24]
 
 

@@ -174,9 +174,10 @@ class InboundDesk:
     def open(self, data: bytes) -> Prepared | Outcome:
         """Every check that needs no database: signatures, decryption, the payload's schema.
 
-        Pure CPU on values held in memory, so the node runs it on its crypto threads while the
-        store thread commits other envelopes. The replay check needs the store and happens in
-        ``commit``; an exact redelivery is recognised before this is called.
+        Pure CPU on values held in memory: the node runs it on its crypto threads for a large
+        batch, while the store thread commits other envelopes, and on the store thread for a
+        few, to spare the hops. The replay check needs the store and happens in ``commit``;
+        an exact redelivery is recognised before this is called.
         """
         digest = envelope_hash(data)
         now = int(self.clock())

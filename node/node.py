@@ -88,6 +88,11 @@ from protocol.request_package import Gap, RequestPackage, check_language, requir
 __all__ = ["Node", "read_api_token", "read_receiver_token"]
 
 INLINE_SEAL_BYTES = 64 * 1024
+# Up to this many envelopes in a request are looked up, opened and committed in one call on
+# the store thread. Each hop between threads wakes one, and on a machine that idles between
+# requests a wake-up costs more than opening a few envelopes (PERFORMANCE.md, fifth round).
+# A larger batch is opened on the crypto threads, side by side with the store's commits.
+ONE_HOP_BATCH = 8
 
 log = logging.getLogger("rogatory.node")
 T = TypeVar("T")
@@ -310,16 +315,16 @@ class Node:
         self._executor.shutdown(wait=True)
         self._crypto.shutdown(wait=True)
 
-    async def _accept(self, data: bytes) -> Outcome:
-        digest = envelope_hash(data)
-        stored = await self.call(self.store.receipt_for_inbound, digest)
+    def _receive(self, data: bytes) -> Outcome:
+        """On the store thread, in one hop: look the envelope up, open it, commit it."""
+        stored = self.store.receipt_for_inbound(envelope_hash(data))
         if stored is not None:  # an exact redelivery: the receipt already issued, no work
             return Outcome(200, stored, True, duplicate=True)
-        loop = asyncio.get_running_loop()
-        opened = await loop.run_in_executor(self._crypto, self.inbound.open, data)
-        if isinstance(opened, Outcome):
-            return opened
-        outcome = await self.call(self.inbound.commit, opened)
+        opened = self.inbound.open(data)
+        return opened if isinstance(opened, Outcome) else self.inbound.commit(opened)
+
+    async def _accept(self, data: bytes) -> Outcome:
+        outcome = await self.call(self._receive, data)
         if outcome.expect:
             await self._start_live_checks(envelope_hash(data), outcome)
         if not outcome.verify:
@@ -389,24 +394,24 @@ class Node:
         return None
 
     async def _accept_batch(self, envelopes: list[bytes]) -> list[Outcome]:
-        """Several envelopes from one request: opened in parallel, committed together."""
-        digests = [envelope_hash(data) for data in envelopes]
-        issued = await self.call(self.store.receipts_for_inbound, digests)
-        stored = [issued.get(d) for d in digests]
-        loop = asyncio.get_running_loop()
-        fresh = [data for data, done in zip(envelopes, stored, strict=True) if done is None]
-        # One hop per crypto thread, not one per envelope: waking the loop costs too.
-        share = -(-len(fresh) // self._crypto_threads) if fresh else 1
-        parts = await asyncio.gather(*(
-            loop.run_in_executor(self._crypto, self._open_many, fresh[i:i + share])
-            for i in range(0, len(fresh), share)))
-        pending = iter([item for part in parts for item in part])
-        results: list[Outcome | Prepared] = [
-            Outcome(200, done, True, duplicate=True) if done is not None else next(pending)
-            for done in stored]
-        prepared = [r for r in results if isinstance(r, Prepared)]
-        committed = iter(await self.call(self.inbound.commit_many, prepared)) if prepared \
-            else iter(())
+        """Several envelopes from one request, committed together: a few looked up, opened
+        and committed in one hop to the store thread, more opened in parallel on the crypto
+        threads meanwhile."""
+        if len(envelopes) <= ONE_HOP_BATCH:
+            results, done = await self.call(self._receive_many, envelopes)
+        else:
+            stored = await self.call(self._stored, envelopes)
+            loop = asyncio.get_running_loop()
+            fresh = [data for data, receipt in zip(envelopes, stored, strict=True)
+                     if receipt is None]
+            # One hop per crypto thread, not one per envelope: waking the loop costs too.
+            share = -(-len(fresh) // self._crypto_threads) if fresh else 1
+            parts = await asyncio.gather(*(
+                loop.run_in_executor(self._crypto, self._open_many, fresh[i:i + share])
+                for i in range(0, len(fresh), share)))
+            results = _answered(stored, [item for part in parts for item in part])
+            done = await self.call(self._commit_opened, results)
+        committed = iter(done)
         outcomes: list[Outcome] = []
         for data, result in zip(envelopes, results, strict=True):
             if isinstance(result, Prepared):
@@ -419,6 +424,24 @@ class Node:
 
     def _open_many(self, envelopes: list[bytes]) -> list[Prepared | Outcome]:
         return [self.inbound.open(data) for data in envelopes]
+
+    def _stored(self, envelopes: list[bytes]) -> list[bytes | None]:
+        """The receipt already issued for each envelope, if any (exact redeliveries)."""
+        digests = [envelope_hash(data) for data in envelopes]
+        issued = self.store.receipts_for_inbound(digests)
+        return [issued.get(d) for d in digests]
+
+    def _commit_opened(self, results: list[Outcome | Prepared]) -> list[Outcome | None]:
+        prepared = [r for r in results if isinstance(r, Prepared)]
+        return self.inbound.commit_many(prepared) if prepared else []
+
+    def _receive_many(self, envelopes: list[bytes],
+                      ) -> tuple[list[Outcome | Prepared], list[Outcome | None]]:
+        """On the store thread, in one hop: a small batch looked up, opened and committed."""
+        stored = self._stored(envelopes)
+        results = _answered(stored, self._open_many(
+            [data for data, receipt in zip(envelopes, stored, strict=True) if receipt is None]))
+        return results, self._commit_opened(results)
 
     async def _refuse(self, error: RogatoryError, body: bytes | None) -> Outcome:
         """A signed refusal of a body that could not even be split into envelopes."""
@@ -950,6 +973,15 @@ class Node:
             "outbound": await self.call(self.store.outbound_states),
             "pending": await self.call(self.store.pending_count),
         }
+
+
+def _answered(stored: list[bytes | None],
+              opened: list[Outcome | Prepared]) -> list[Outcome | Prepared]:
+    """In the batch's order: the receipt already issued where there is one, else what opening
+    the envelope gave (``opened`` holds only those, in order)."""
+    pending = iter(opened)
+    return [Outcome(200, receipt, True, duplicate=True) if receipt is not None
+            else next(pending) for receipt in stored]
 
 
 def _peer_error(error: RogatoryError, status: int) -> web.Response:

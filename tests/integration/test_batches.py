@@ -164,6 +164,33 @@ async def stored_ids(node: Node) -> set[str]:
 # --- the receiving side --------------------------------------------------------------------
 
 
+@pytest.fixture(params=["one hop", "crypto threads"])
+def receiving_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A small batch is opened on the store thread in one hop, a large one on the crypto
+    threads: the receiving-side tests below run both ways."""
+    monkeypatch.setattr(node_module, "ONE_HOP_BATCH", 64 if request.param == "one hop" else 0)
+    return str(request.param)
+
+
+async def test_each_path_opens_where_it_says(federation: Federation, receiving_path: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    br = federation.nodes[BR]
+    threads: list[str] = []
+    real = br.inbound.open
+
+    def noted(data: bytes) -> Any:
+        threads.append(threading.current_thread().name)
+        return real(data)
+
+    monkeypatch.setattr(br.inbound, "open", noted)
+    records = [sealed(federation, FR, BR, f"where {i}".encode()) for i in range(3)]
+    receipts = await post_batch(federation, BR, [r.envelope for r in records])
+    assert all(r.accepted for r in receipts)
+    prefix = "store" if receiving_path == "one hop" else "crypto"
+    assert len(threads) == 3 and all(name.startswith(prefix) for name in threads)
+
+
+@pytest.mark.usefixtures("receiving_path")
 async def test_a_batch_is_accepted_in_order_under_one_checkpoint(federation: Federation,
                                                                  ) -> None:
     br = federation.nodes[BR]
@@ -191,6 +218,7 @@ async def test_a_batch_is_accepted_in_order_under_one_checkpoint(federation: Fed
     assert await log_types(br) == counts
 
 
+@pytest.mark.usefixtures("receiving_path")
 async def test_a_mixed_batch_answers_each_envelope_as_alone(federation: Federation) -> None:
     br = federation.nodes[BR]
     earlier = sealed(federation, FR, BR, b"earlier")
@@ -234,6 +262,7 @@ async def test_a_mixed_batch_answers_each_envelope_as_alone(federation: Federati
     assert (await br.call(br.store.inbound_by_id, earlier.message_id)).receipt == original.data
 
 
+@pytest.mark.usefixtures("receiving_path")
 async def test_a_redelivery_gets_its_receipt_without_being_opened_again(
         federation: Federation, monkeypatch: pytest.MonkeyPatch) -> None:
     """The receipt already issued answers exact redeliveries before any cryptography, in a
@@ -262,6 +291,7 @@ async def test_a_redelivery_gets_its_receipt_without_being_opened_again(
     assert after["messages_in"] == before["messages_in"] + 1
 
 
+@pytest.mark.usefixtures("receiving_path")
 async def test_the_same_envelope_twice_in_a_batch_is_taken_once(federation: Federation) -> None:
     br = federation.nodes[BR]
     record = sealed(federation, FR, BR)
@@ -289,6 +319,7 @@ async def test_the_same_envelope_twice_in_a_batch_is_taken_once(federation: Fede
     assert (await snapshot(br))["messages_in"] == 2
 
 
+@pytest.mark.usefixtures("receiving_path")
 async def test_two_versions_of_one_message_id_in_a_batch(federation: Federation) -> None:
     """Same sender and id, different bytes, in one batch: the first wins, the second is a replay."""
     br = federation.nodes[BR]
@@ -375,6 +406,7 @@ async def test_a_batch_over_the_body_limit(federation: Federation, chunked: bool
     assert await snapshot(br) == before
 
 
+@pytest.mark.usefixtures("receiving_path")
 async def test_a_failed_group_commit_falls_back_to_one_by_one(
         federation: Federation, monkeypatch: pytest.MonkeyPatch) -> None:
     """The batch's transaction is undone; every envelope is then committed on its own."""
@@ -884,6 +916,7 @@ async def test_a_group_journal_refused_in_bulk_falls_back_to_one_by_one(
     assert (await log_types(fr))["envelope-sent"] == log_before["envelope-sent"] + 2
 
 
+@pytest.mark.usefixtures("receiving_path")
 async def test_a_batch_of_nothing_but_replays_stores_nothing_not_even_a_checkpoint(
         federation: Federation) -> None:
     """Every envelope refused in the group commit: no entry, no row, and no checkpoint signed

@@ -161,7 +161,8 @@ class InboundDesk:
         return self.reject(TransportBodyTooLarge(f"the limit is {limit} bytes"), None)
 
     def accept(self, data: bytes) -> Outcome:
-        """All of taking an envelope in, on one thread (the node splits it: see ``open``)."""
+        """All of taking an envelope in, on the store thread: an exact redelivery gets its
+        receipt before any cryptography (a large batch is split instead: see ``open``)."""
         digest = envelope_hash(data)
         stored = self.store.receipt_for_inbound(digest)
         if stored is not None:

@@ -315,16 +315,9 @@ class Node:
         self._executor.shutdown(wait=True)
         self._crypto.shutdown(wait=True)
 
-    def _receive(self, data: bytes) -> Outcome:
-        """On the store thread, in one hop: look the envelope up, open it, commit it."""
-        stored = self.store.receipt_for_inbound(envelope_hash(data))
-        if stored is not None:  # an exact redelivery: the receipt already issued, no work
-            return Outcome(200, stored, True, duplicate=True)
-        opened = self.inbound.open(data)
-        return opened if isinstance(opened, Outcome) else self.inbound.commit(opened)
-
     async def _accept(self, data: bytes) -> Outcome:
-        outcome = await self.call(self._receive, data)
+        # Looked up, opened and committed in one hop to the store thread (ONE_HOP_BATCH).
+        outcome = await self.call(self.inbound.accept, data)
         if outcome.expect:
             await self._start_live_checks(envelope_hash(data), outcome)
         if not outcome.verify:

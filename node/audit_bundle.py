@@ -319,9 +319,16 @@ def _check_sent(parsed: Parsed, received: list[bytes], keys: _Keys, report: Repo
     logged = {fields["envelope"]: fields for kind, fields in parsed
               if kind is EntryType.RECEIPT_RECEIVED}
     sent = [fields for kind, fields in parsed if kind is EntryType.ENVELOPE_SENT]
-    report.lines.append(f"Messages sent: {len(sent)}")
+    overrides = {fields["envelope"]: fields for kind, fields in parsed
+                 if kind is EntryType.CHECK_OVERRIDDEN}
+    report.lines.append(f"Messages sent: {len(sent)}, {len(overrides)} of them over the "
+                        "checks before sending")
+    for stray in overrides.keys() - {fields["envelope"] for fields in sent}:
+        report.problems.append(f"an override is logged for {overrides[stray]['id']}, which "
+                               "the log does not show as sent")
     for fields in sent:
-        head = (f"  {_when(fields['at'])}  {fields['kind']} {fields['id']} to {fields['to']}: ")
+        head = (f"  {_when(fields['at'])}  {fields['kind']} {fields['id']} to {fields['to']}"
+                f"{_overridden(overrides.get(fields['envelope']))}: ")
         found = receipts.get(fields["envelope"])
         entry = logged.get(fields["envelope"])
         if found is None and entry is None:
@@ -349,3 +356,13 @@ def _check_sent(parsed: Parsed, received: list[bytes], keys: _Keys, report: Repo
         outcome = "accepted" if receipt.accepted else f"refused ({receipt.code})"
         report.lines.append(head + f"{outcome} at {_when(receipt.received)}, receipt verified"
                             + where)
+
+
+def _overridden(override: dict[str, Any] | None) -> str:
+    if override is None:
+        return ""
+    faults = [f"{override['gaps']} gap(s)"] if override["gaps"] else []
+    if override["language"] != "accepted":
+        faults.append("a language not accepted")
+    return (f" (sent with {' and '.join(faults) or 'no fault found'} by {override['by']}, "
+            f"reason SHA-256 {override['reason']})")

@@ -102,7 +102,7 @@ def inbound_json(record: InboundRecord) -> dict[str, Any]:
     }
 
 
-def _draft_from(body: object) -> Draft:
+def _draft_from(body: object, by: str) -> Draft:
     if not isinstance(body, dict):
         raise ApiBadRequest("the body must be a JSON object")
     try:
@@ -142,6 +142,7 @@ def _draft_from(body: object) -> Draft:
         payload=payload,
         priority=priority,
         attachments=tuple(Path(f) for f in files),
+        by=by,
         **extra,
     )
 
@@ -228,7 +229,7 @@ def local_application(node: Node, token: str, receiver_token: str | None = None)
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise ApiBadRequest("the body is not JSON") from None
-        record = await node.submit(_draft_from(body))
+        record = await node.submit(_draft_from(body, f"token:{request[PRINCIPAL]}"))
         return web.json_response(outbound_json(record), status=202)
 
     async def send_many(request: web.Request) -> web.Response:
@@ -241,7 +242,8 @@ def local_application(node: Node, token: str, receiver_token: str | None = None)
         items = body.get("messages")
         if not isinstance(items, list) or not 1 <= len(items) <= MAX_SEND_MANY:
             raise ApiBadRequest(f"messages must be a list of 1 to {MAX_SEND_MANY} messages")
-        drafts = [_draft_from(item) for item in items]  # all well-formed, or none is queued
+        by = f"token:{request[PRINCIPAL]}"
+        drafts = [_draft_from(item, by) for item in items]  # all well-formed, or none is queued
         results = await asyncio.gather(*(node.submit(d) for d in drafts),
                                        return_exceptions=True)
         answers: list[dict[str, Any]] = []

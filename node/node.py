@@ -45,10 +45,17 @@ from node.local_api import (
     outbound_json,
 )
 from node.log_api import log_routes
-from node.outbound import UPLOAD_PIECE, DeliveryWorker, Draft, compose, sent_entry
+from node.outbound import (
+    UPLOAD_PIECE,
+    DeliveryWorker,
+    Draft,
+    Override,
+    compose,
+    sent_entry,
+)
 from node.peer_api import peer_application
 from node.spontaneous import ACCEPTED
-from node.store import InboundRecord, OutboundRecord, Store, full_disk_as_store_error
+from node.store import InboundRecord, LogEntry, OutboundRecord, Store, full_disk_as_store_error
 from node.tls import server_context
 from node.users import Session
 from node.witness import Alarm, Witness, WitnessStore
@@ -143,7 +150,7 @@ class Node:
         self._upload_locks: dict[tuple[str, int], asyncio.Lock] = {}
         self._verifying: dict[str, asyncio.Future[AttachmentError | None]] = {}
         self._live: dict[str, dict[int, LiveCheck]] = {}
-        self._queue_group: list[tuple[tuple[OutboundRecord, Content, str],
+        self._queue_group: list[tuple[tuple[OutboundRecord, Content, Override | None],
                                       asyncio.Future[None]]] = []
         self._committing = False  # a task is committing groups; submits join the next one
         self._tasks: set[asyncio.Task[None]] = set()
@@ -558,7 +565,7 @@ class Node:
         queued.
         """
         content = check_content(draft.kind, draft.content_type, draft.payload)
-        override = ""
+        override: Override | None = None
         if isinstance(content, RequestPackage):
             gaps = require_complete(content, override_reason=draft.override_reason or None)
             try:
@@ -570,9 +577,10 @@ class Node:
                     raise
                 language_ok = False
             if gaps or not language_ok:
-                override = draft.override_reason
+                override = Override(draft.override_reason, len(gaps), language_ok, draft.by)
                 log.warning("sending a request package with %d gaps%s: %s", len(gaps),
-                            "" if language_ok else " in a language not accepted", override)
+                            "" if language_ok else " in a language not accepted",
+                            override.reason)
         message_id, manifest = "", b""
         try:
             if draft.attachments:
@@ -611,7 +619,7 @@ class Node:
         return encode_manifest(specs)
 
     async def _queue_durably(self, record: OutboundRecord, content: Content,
-                             override: str) -> None:
+                             override: Override | None) -> None:
         """``_queue`` with group commit: submits that arrive together share one fsync.
 
         One group is committed at a time; while it is (or while it waits for the store thread,
@@ -645,7 +653,7 @@ class Node:
             self._committing = False
 
     async def _commit_queue_group(
-            self, group: list[tuple[tuple[OutboundRecord, Content, str],
+            self, group: list[tuple[tuple[OutboundRecord, Content, Override | None],
                                     asyncio.Future[None]]]) -> None:
         try:
             results = await self.call(self._queue_many, [item for item, _ in group])
@@ -664,7 +672,7 @@ class Node:
             else:
                 future.set_exception(result)
 
-    def _queue_many(self, items: list[tuple[OutboundRecord, Content, str]],
+    def _queue_many(self, items: list[tuple[OutboundRecord, Content, Override | None]],
                     ) -> list[BaseException | None]:
         """Journal a group of submits in one transaction.
 
@@ -688,10 +696,10 @@ class Node:
                     results.append(exc)  # this one refused; the others go on (a full disk not)
         return results
 
-    def _queue_bulk(self, items: list[tuple[OutboundRecord, Content, str]],
+    def _queue_bulk(self, items: list[tuple[OutboundRecord, Content, Override | None]],
                     ) -> list[BaseException | None]:
         results: list[BaseException | None] = []
-        queued: list[tuple[OutboundRecord, float, tuple[str, bytes]]] = []
+        queued: list[tuple[OutboundRecord, float, tuple[LogEntry, ...]]] = []
         with self.store.transaction():
             for record, content, override in items:
                 # A savepoint for the step alone, where it has anything to write: a message
@@ -705,11 +713,12 @@ class Node:
                     continue
                 results.append(None)
                 queued.append((record, self.clock(),
-                               sent_entry(record, self.authority, int(self.clock()))))
+                               self._sent_entries(record, override, int(self.clock()))))
             self.store.queue_outbound_many(queued)
         return results
 
-    def _track_sent(self, record: OutboundRecord, content: Content, override: str) -> None:
+    def _track_sent(self, record: OutboundRecord, content: Content,
+                    override: Override | None) -> None:
         """The case step (and conditions) a message about to be sent takes; raises if refused."""
         kind = Kind.from_name(record.kind)
         if isinstance(content, CaseMessage) and kind is Kind.SPONTANEOUS_INFORMATION:
@@ -726,9 +735,9 @@ class Node:
             case_ref=record.case_ref, counterpart=record.recipient,
             message_id=record.message_id, kind=record.kind, direction=Direction.SENT,
             at=record.created, priority=record.priority, content=content,
-            override_reason=override, strict=True)
+            override_reason=override.reason if override else "", strict=True)
 
-    def _queue(self, record: OutboundRecord, content: Content, override: str,
+    def _queue(self, record: OutboundRecord, content: Content, override: Override | None,
                opened: str = "") -> bool:
         """Journal one sealed message with everything it changes, in one transaction.
 
@@ -741,8 +750,13 @@ class Node:
                 return False
             self._track_sent(record, content, override)
             self.store.queue_outbound(record, self.clock(),
-                                      sent_entry(record, self.authority, now))
+                                      *self._sent_entries(record, override, now))
         return True
+
+    def _sent_entries(self, record: OutboundRecord, override: Override | None,
+                      at: int) -> tuple[LogEntry, ...]:
+        sent = sent_entry(record, self.authority, at)
+        return (sent,) if override is None else (sent, override.entry(record, at))
 
     async def reply(self, case_ref: str, counterpart: str, kind: Kind,
                     fields: dict[str, Any],

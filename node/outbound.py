@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import logging
 import os
 import random
@@ -95,6 +96,29 @@ class Draft:
     lifetime: int = 7 * 24 * 3600
     override_reason: str = ""  # why an incomplete request package is sent all the same
     attachments: tuple[Path, ...] = ()  # files on the node's disk, sent beside the envelope
+    by: str = "token:operator"  # who asks: "user:<name>" on the web, the token on the API
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """A request package sent although the checks before sending found fault with it.
+
+    The reason stays in the case book in full; the log keeps its SHA-256, so the operator can
+    no more rewrite a justification afterwards than erase the fact that one was needed.
+    """
+
+    reason: str
+    gaps: int
+    language_accepted: bool
+    by: str
+
+    def entry(self, record: OutboundRecord, at: int) -> LogEntry:
+        return EntryType.CHECK_OVERRIDDEN.value, encode_entry(EntryType.CHECK_OVERRIDDEN, {
+            "envelope": record.envelope_hash, "id": record.message_id, "to": record.recipient,
+            "gaps": self.gaps, "language": "accepted" if self.language_accepted
+            else "not-accepted", "reason": hashlib.sha256(self.reason.encode()).hexdigest(),
+            "by": self.by, "at": at,
+        })
 
 
 def sent_entry(record: OutboundRecord, sender: str, at: int) -> LogEntry:

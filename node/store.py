@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import sqlite3
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -354,13 +354,13 @@ class Store:
                 }
             )
 
-    def queue_outbound_many(self, queued: list[tuple[OutboundRecord, float, LogEntry]],
-                            ) -> None:
-        """``queue_outbound`` for several envelopes (each with its one log entry), in bulk:
+    def queue_outbound_many(
+            self, queued: Sequence[tuple[OutboundRecord, float, Sequence[LogEntry]]]) -> None:
+        """``queue_outbound`` for several envelopes (each with its log entries), in bulk:
         the same rows and log entries in the same order, one statement per table."""
         with self._transaction():
             self.audit.append_many([(entry[0], entry[1], record.created)
-                                    for record, _, entry in queued])
+                                    for record, _, entries in queued for entry in entries])
             insert_many(self.db, "messages_out",
                         [{k: v for k, v in record.__dict__.items() if k != "receipt"}
                          for record, _, _ in queued])

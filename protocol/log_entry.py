@@ -42,6 +42,7 @@ USER_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _READER = re.compile(r"(user|token):[a-z0-9][a-z0-9._-]{0,63}")
 _LOGIN_USER = re.compile(r"|[a-z0-9][a-z0-9._-]{0,63}")  # empty: a name no account has
 _OUTCOME = re.compile(r"success|failure|locked")
+_LANGUAGE = re.compile(r"accepted|not-accepted")
 
 
 class EntryType(enum.Enum):
@@ -53,10 +54,14 @@ class EntryType(enum.Enum):
     KEYS_ROTATED = "keys-rotated"
     USER_LOGIN = "user-login"
     PACKAGE_OPENED = "package-opened"
+    CHECK_OVERRIDDEN = "check-overridden"
 
 
 def _time(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**53
+
+
+_count = _time  # a number of things: the same bounds as a time
 
 
 def _text(pattern: re.Pattern[str]) -> Any:
@@ -90,6 +95,10 @@ ENTRY_FIELDS: dict[EntryType, dict[str, Any]] = {
     EntryType.PACKAGE_OPENED: {"envelope": _text(_HASH), "id": _text(MESSAGE_ID),
                                "from": _text(AUTHORITY_ID), "by": _text(_READER),
                                "at": _time},
+    EntryType.CHECK_OVERRIDDEN: {"envelope": _text(_HASH), "id": _text(MESSAGE_ID),
+                                 "to": _text(AUTHORITY_ID), "gaps": _count,
+                                 "language": _text(_LANGUAGE), "reason": _text(_HASH),
+                                 "by": _text(_READER), "at": _time},
 }
 """Every entry type and the exact fields it carries (besides ``v`` and ``type``), with checks."""
 

@@ -866,13 +866,20 @@ def checkpoint_json(checkpoint: Checkpoint) -> Vector:
 
 
 def user_entries() -> list[tuple[EntryType, bytes]]:
-    """Entries of the web interface's users, kept out of the example log (and its proofs)."""
+    """Entries of the web interface's users and of overrides, kept out of the example log (and
+    its proofs)."""
     request = message_id("request-1")
     fields: list[tuple[EntryType, dict[str, Any]]] = [
         (EntryType.USER_LOGIN, {"user": "c.martin", "outcome": "success", "at": NOW + 30}),
         (EntryType.PACKAGE_OPENED, {
             "envelope": hashlib.sha256(b"rogatory/vectors/opened-envelope").hexdigest(),
             "id": request, "from": XC.authority, "by": "user:c.martin", "at": NOW + 40}),
+        (EntryType.CHECK_OVERRIDDEN, {
+            "envelope": hashlib.sha256(b"rogatory/vectors/overridden-envelope").hexdigest(),
+            "id": message_id("request-incomplete"), "to": XC.authority, "gaps": 2,
+            "language": "accepted",
+            "reason": hashlib.sha256(b"the account numbers follow by phone").hexdigest(),
+            "by": "user:c.martin", "at": NOW + 50}),
     ]
     return [(entry_type, encode_entry(entry_type, body)) for entry_type, body in fields]
 

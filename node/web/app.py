@@ -471,7 +471,8 @@ def web_application(node: Node, *, translations_folder: Path | None = None,
                     recipient=to, kind=Kind.REQUEST, content_type=REQUEST_TYPE,
                     payload=package.body, case=package.reference,
                     priority=Priority.URGENT if package.urgent else Priority.NORMAL,
-                    override_reason=override, attachments=tuple(files)))
+                    override_reason=override, attachments=tuple(files),
+                    by=f"user:{session.user}"))
             except RogatoryError as exc:
                 return draft_page(request, form, value, package, to, gaps, exc, 400, override)
             log.info("%s sent request %s to %s", session.user, record.message_id, to)

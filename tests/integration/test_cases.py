@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import io
 import time
 from pathlib import Path
 
 import pytest
 
+from node.audit_bundle import verify_bundle
 from node.cli import main
+from node.config import load_config
 from node.federation import Federation, Member
 from node.node import Node
-from node.outbound import Draft, compose
+from node.outbound import Draft, Override, compose
 from protocol.errors import (
     CaseTransitionInvalid,
     PackageIncomplete,
@@ -22,7 +25,8 @@ from protocol.errors import (
     StoreNotFound,
 )
 from protocol.kinds import Kind
-from protocol.request_package import CONTENT_TYPE
+from protocol.log_entry import EntryType, parse_entry
+from protocol.request_package import CONTENT_TYPE, check_completeness, parse_request
 from tests.integration.kit import (
     BR,
     DELIVERY,
@@ -40,6 +44,19 @@ CASE = "FR-2025-0042"
 
 def package(name: str) -> bytes:
     return (REQUESTS / f"{name}.json").read_bytes()
+
+
+def pins(federation: Federation) -> tuple[list[bytes], int]:
+    config = load_config(federation.home(FR))
+    return config.secretariat_keys, config.threshold
+
+
+async def overrides(node: Node) -> list[dict[str, object]]:
+    """The check-overridden entries of the node's audit log."""
+    def read() -> list[bytes]:
+        return node.store.audit.entries(0, node.store.audit.size())
+    return [fields for kind, fields in map(parse_entry, await node.call(read))
+            if kind is EntryType.CHECK_OVERRIDDEN]
 
 
 async def state(node: Node, counterpart: str, ref: str = CASE) -> str:
@@ -154,24 +171,58 @@ async def test_an_illegal_inbound_message_is_kept_and_noted(federation: Federati
 
 
 async def test_an_incomplete_request_needs_a_recorded_reason(federation: Federation) -> None:
+    """The reason is kept in the case book; the override, with the reason's digest, in the log,
+    which an auditor reads offline from the bundle."""
     fr = federation.nodes[FR]
-    before = await snapshot(fr)
+    before, logged = await snapshot(fr), await fr.call(fr.store.audit.size)
     draft = Draft(recipient=BR, kind=Kind.REQUEST, content_type=CONTENT_TYPE,
                   payload=package("mla-incomplete"), case="FR-INC-1")
     with pytest.raises(PackageIncomplete) as refused:
         await fr.submit(draft)
     assert refused.value.code == "package.incomplete"
     assert await snapshot(fr) == before
+    assert await fr.call(fr.store.audit.size) == logged
     assert await fr.cases() == []
 
     reason = "the account numbers follow by phone; the freeze cannot wait"
-    await fr.submit(Draft(recipient=BR, kind=Kind.REQUEST, content_type=CONTENT_TYPE,
-                          payload=package("mla-incomplete"), case="FR-INC-1",
-                          override_reason=reason))
+    record = await fr.submit(dataclasses.replace(draft, override_reason=reason))
     case = await fr.case("FR-INC-1", BR)
     assert case["timeline"][0]["override_reason"] == reason
+    gaps = len(check_completeness(parse_request(package("mla-incomplete"))))
+    digest = hashlib.sha256(reason.encode()).hexdigest()
+    assert await overrides(fr) == [{
+        "envelope": record.envelope_hash, "id": record.message_id, "to": BR, "gaps": gaps,
+        "language": "accepted", "reason": digest, "by": "token:operator",
+        "at": record.created}]
     await reach(federation.nodes[BR], FR, "delivered", "FR-INC-1")
     await reach(fr, BR, "delivered", "FR-INC-1")
+
+    report = verify_bundle(await fr.export_bundle(), *pins(federation))
+    assert report.ok, report.text()
+    assert "1 of them over the checks before sending" in report.text()
+    assert (f"{record.message_id} to {BR} (sent with {gaps} gap(s) by token:operator, "
+            f"reason SHA-256 {digest}): accepted") in report.text()
+
+
+async def test_an_override_logged_for_a_message_never_sent_is_a_problem(
+        federation: Federation) -> None:
+    """The auditor is told of an override entry that no sent envelope matches."""
+    fr = federation.nodes[FR]
+    stray = Override("no such message", 3, True, "token:operator")
+    record = compose(Draft(recipient=BR, kind=Kind.REQUEST, content_type="text/plain",
+                           payload=b"never queued"),
+                     authority=FR, keystore=fr.keystore, directory=fr.directory,
+                     archive=fr.archive, now=int(time.time()))
+
+    def append() -> None:
+        with fr.store.transaction():
+            kind, entry = stray.entry(record, record.created)
+            fr.store.audit.append(kind, entry, record.created)
+
+    await fr.call(append)
+    report = verify_bundle(await fr.export_bundle(), *pins(federation))
+    assert [p for p in report.problems if "override" in p] == [
+        f"an override is logged for {record.message_id}, which the log does not show as sent"]
 
 
 async def test_the_cli_lists_cases_and_shows_a_timeline(federation: Federation) -> None:
@@ -225,9 +276,12 @@ async def test_a_request_in_a_language_the_recipient_does_not_accept_needs_a_rea
         assert await fr.cases() == []
 
         reason = "Brazil agreed by phone to take it in English; translation follows"
-        await fr.submit(dataclasses.replace(draft, override_reason=reason))
+        record = await fr.submit(dataclasses.replace(draft, override_reason=reason,
+                                                     by="user:c.martin"))
         case = await fr.case("BEPI 2025/0142", BR)
         assert case["timeline"][0]["override_reason"] == reason
+        assert [(f["id"], f["gaps"], f["language"], f["by"]) for f in await overrides(fr)] == [
+            (record.message_id, 0, "not-accepted", "user:c.martin")]
         await reach(fed.nodes[BR], FR, "delivered", "BEPI 2025/0142")
     finally:
         await fed.stop()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from node.archive import ArchiveKey
+from node.outbound import Override
 from node.store import InboundRecord, OutboundRecord, Store
 from protocol.envelope import envelope_hash
 from protocol.errors import StoreNotFound
@@ -315,18 +316,24 @@ def test_append_many_writes_what_appends_one_by_one_write(tmp_path: Path, before
 def test_queue_outbound_many_stores_what_queue_outbound_stores(tmp_path: Path) -> None:
     from protocol.log_entry import EntryType, encode_entry
 
-    def sent(record: OutboundRecord) -> tuple[str, bytes]:
-        return EntryType.ENVELOPE_SENT.value, encode_entry(EntryType.ENVELOPE_SENT, {
+    def sent(record: OutboundRecord) -> tuple[tuple[str, bytes], ...]:
+        """Its envelope-sent entry, and for every other record an override entry after it."""
+        entry = EntryType.ENVELOPE_SENT.value, encode_entry(EntryType.ENVELOPE_SENT, {
             "envelope": record.envelope_hash, "id": record.message_id, "from": "FR:MJ",
             "to": record.recipient, "kind": record.kind, "created": record.created,
             "expires": record.expires, "at": 1000})
+        if records.index(record) % 2:
+            return entry, Override("the court sits tomorrow", 2, True, "user:ana").entry(
+                record, 1000)
+        return (entry,)
 
     records = [outbound() for _ in range(5)]
     one, bulk = Store(tmp_path / "one.db"), Store(tmp_path / "bulk.db")
     with one.transaction():
         for n, record in enumerate(records):
-            one.queue_outbound(record, 10.0 + n, sent(record))
+            one.queue_outbound(record, 10.0 + n, *sent(record))
     bulk.queue_outbound_many([(r, 10.0 + n, sent(r)) for n, r in enumerate(records)])
+    assert bulk.audit.size() == 7
     for table in ("messages_out", "outbox"):
         query = f"SELECT * FROM {table} ORDER BY rowid"
         assert bulk.db.execute(query).fetchall() == one.db.execute(query).fetchall()
@@ -334,6 +341,7 @@ def test_queue_outbound_many_stores_what_queue_outbound_stores(tmp_path: Path) -
     # A duplicate anywhere in the group: an integrity error and nothing of the group stored.
     before, log_before = counts(bulk), log_rows(bulk)
     fresh = outbound()
+    records.append(fresh)
     with pytest.raises(sqlite3.IntegrityError):
         bulk.queue_outbound_many([(fresh, 1.0, sent(fresh)), (records[2], 1.0, sent(records[2]))])
     assert counts(bulk) == before and log_rows(bulk) == log_before

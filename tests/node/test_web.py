@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import hashlib
 import io
 import json
 import re
@@ -860,6 +861,12 @@ async def test_an_incomplete_request_is_sent_only_with_a_reason(
     assert after["messages_out"] == before["messages_out"] + 1
     case = await alice.get(answer.location)
     assert case.status == 200 and reason in case.text and query["sent"][0] in case.text
+    # The override is in the tamper-evident log, with who made it and the reason's digest.
+    overridden = [f for t, f in await log_entries(fr) if t == "check-overridden"]
+    assert [(f["id"], f["envelope"], f["by"], f["reason"]) for f in overridden] == [
+        (record.message_id, record.envelope_hash, "user:alice",
+         hashlib.sha256(reason.encode()).hexdigest())]
+    assert overridden[0]["gaps"] > 0 and overridden[0]["language"] == "accepted"
 
 
 async def test_a_request_without_a_reference_or_recipient_is_not_sent(

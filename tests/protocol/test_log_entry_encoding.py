@@ -17,7 +17,8 @@ VALID: dict[str, Any] = {
     "at": 1_700_000_001, "received": 1_700_000_002, "receipt": "cd" * 32,
     "status": "accepted", "code": "envelope.expired", "serial": 3, "digest": "ef" * 32,
     "identity": "0" * 24, "prekeys": ["1" * 24, "2" * 24], "user": "ana.silva",
-    "outcome": "failure", "by": "user:ana.silva",
+    "outcome": "failure", "by": "user:ana.silva", "gaps": 2, "language": "not-accepted",
+    "reason": "01" * 32,
 }
 
 values = st.one_of(

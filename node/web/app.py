@@ -12,7 +12,8 @@ endpoint, listens on loopback by default, and every page but the sign-in page ne
 - roles: caseworkers handle cases, heads of unit also answer spontaneous information's
   conditions and see the audit view, auditors see the audit view, statistics and directory but
   never a message's content;
-- every sign-in attempt and every opening of a received message goes into the audit log.
+- every sign-in attempt, every opening of a received message and every request sent over the
+  checks before sending goes into the audit log, naming the user.
 
 Errors are pages that show the stable code, what was wrong and what to do.
 """

@@ -24,6 +24,7 @@ import aiohttp
 from keys.directory import Directory, Revocation, sign_record
 from keys.identity import IdentityKey
 from keys.prekeys import generate_prekey
+from node.config import load_config
 from node.federation import Federation, Member, passphrase_for
 from node.node import Node
 from node.outbound import ENVELOPE_MEDIA_TYPE, RECEIPT_MEDIA_TYPE
@@ -178,3 +179,9 @@ def revoke_identity(federation: Federation, authority: str, identity: IdentityKe
     )
     federation.records[authority] = sign_record(record, new)
     return federation.directory_file(now)
+
+
+def pins(federation: Federation, authority: str = FR) -> tuple[list[bytes], int]:
+    """The pinned secretariat keys and threshold an auditor verifies a bundle with."""
+    config = load_config(federation.home(authority))
+    return config.secretariat_keys, config.threshold

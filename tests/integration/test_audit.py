@@ -12,7 +12,6 @@ import json
 import pytest
 
 from node.audit_bundle import verify_bundle
-from node.config import load_config
 from node.federation import Federation
 from node.node import Node
 from node.outbound import Draft
@@ -22,7 +21,7 @@ from protocol.errors import RogatoryError
 from protocol.kinds import Kind
 from protocol.log_entry import log_origin, received_entry, verify_receipt_proof
 from protocol.receipt import parse_receipt
-from tests.integration.kit import BR, FR, KE, eventually, outbound_state
+from tests.integration.kit import BR, FR, KE, eventually, outbound_state, pins
 
 
 async def deliver(sender: Node, to: str, text: bytes = b"request") -> bytes:
@@ -47,11 +46,6 @@ def code_of(call: object) -> str:
 
 async def alarms(node: Node) -> list[str]:
     return [alarm.code for alarm in await node.alarms()]
-
-
-def pins(federation: Federation) -> tuple[list[bytes], int]:
-    config = load_config(federation.home(FR))
-    return config.secretariat_keys, config.threshold
 
 
 # --- receipts -----------------------------------------------------------------------------

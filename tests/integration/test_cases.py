@@ -14,7 +14,6 @@ import pytest
 
 from node.audit_bundle import verify_bundle
 from node.cli import main
-from node.config import load_config
 from node.federation import Federation, Member
 from node.node import Node
 from node.outbound import Draft, Override, compose
@@ -33,6 +32,7 @@ from tests.integration.kit import (
     FR,
     KE,
     eventually,
+    pins,
     post_raw,
     snapshot,
     start_federation,
@@ -44,11 +44,6 @@ CASE = "FR-2025-0042"
 
 def package(name: str) -> bytes:
     return (REQUESTS / f"{name}.json").read_bytes()
-
-
-def pins(federation: Federation) -> tuple[list[bytes], int]:
-    config = load_config(federation.home(FR))
-    return config.secretariat_keys, config.threshold
 
 
 async def overrides(node: Node) -> list[dict[str, object]]:

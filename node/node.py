@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from aiohttp import web
 
@@ -103,6 +103,7 @@ ONE_HOP_BATCH = 8
 
 log = logging.getLogger("rogatory.node")
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class Node:
@@ -255,12 +256,13 @@ class Node:
 
     # --- lifecycle ------------------------------------------------------------------------
 
-    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+    async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a store operation on the store thread; a full disk comes back as
         ``store.disk_full``, whichever statement met it."""
         loop = asyncio.get_running_loop()
         with full_disk_as_store_error():
-            return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+            return await loop.run_in_executor(self._executor,
+                                              functools.partial(fn, *args, **kwargs))
 
     async def _site(self, app: web.Application, host: str, port: int,
                     tls: bool) -> int:
@@ -965,7 +967,7 @@ class Node:
                                    in_reply_to=message_id),
                              authority=self.authority, keystore=self.keystore,
                              directory=self._directory, archive=self.archive, now=now)
-            if await self.call(self._queue, record, message, "", envelope):
+            if await self.call(self._queue, record, message, None, envelope):
                 self.worker.wake()
         except RogatoryError as exc:
             log.warning("no retrieval receipt for %s: %s", message_id, exc)

@@ -318,7 +318,7 @@ def cmd_directory_verify(args: argparse.Namespace) -> None:
 def cmd_directory_show(args: argparse.Namespace) -> None:
     draft = read_draft(_read_file(args.file))
     print(f"federation {draft.federation}  serial {draft.serial}  issued "
-          f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(draft.issued))} UTC  "
+          f"{_when(draft.issued, seconds=True)} UTC  "
           f"signatures {len(draft.signers)} (not checked here; use `directory verify`)")
     for signed in draft.records.values():
         record = signed.record
@@ -447,7 +447,7 @@ def cmd_inbox(args: argparse.Namespace) -> None:
     if not rows:
         print("no messages")
     for row in rows:
-        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(row["created"]))
+        when = _when(row["created"])
         party = row.get("from") or row.get("to")
         state = row.get("state") or ("opened" if row.get("opened_at") else "new")
         print(f"{row['id']}  {when}  {party:10} {row['kind']:28} {state:10} {row['case']}")
@@ -489,8 +489,12 @@ def cmd_show(args: argparse.Namespace) -> None:
                           Path(args.save_attachments))
 
 
-def _when(at: int | None) -> str:
-    return "-" if at is None else time.strftime("%Y-%m-%d %H:%M", time.gmtime(at))
+def _when(at: int | None, seconds: bool = False) -> str:
+    """A Unix time as UTC, the one way the CLI prints times (callers add " UTC" where the
+    column has room)."""
+    if at is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M", time.gmtime(at))
 
 
 def cmd_cases(args: argparse.Namespace) -> None:
@@ -670,7 +674,7 @@ def cmd_audit_alarms(args: argparse.Namespace) -> None:
         print("no alarms")
         return
     for alarm in alarms:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(alarm["at"]))
+        when = _when(alarm["at"], seconds=True)
         print(f"#{alarm['id']}  {when} UTC  {alarm['code']:22} log of {alarm['authority']} "
               f"({alarm['source']})\n    {alarm['detail']}")
     raise LogAlarm(f"{len(alarms)} alarm(s) raised by the witness; they are never cleared")

@@ -12,6 +12,8 @@ Example (what ``rogatory init`` writes)::
     tls = true                   # plain HTTP only for debugging; the node warns
     max_body = 16777216
     body_timeout = 60.0          # a body that takes longer is refused (slow clients)
+    header_timeout = 30.0        # a connection that has not sent a whole request head by
+                                 # then, or stays idle that long between requests, is closed
 
     [local]                      # the API for this authority's own users and tools
     host = "127.0.0.1"
@@ -77,6 +79,7 @@ class NodeConfig:
     tls: bool = True
     max_body: int = 16 * 1024 * 1024
     body_timeout: float = 60.0  # seconds for a whole request body (not attachment uploads)
+    header_timeout: float = 30.0  # seconds for a request head; also the idle keep-alive
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     web_enabled: bool = False
@@ -190,6 +193,7 @@ def load_config(home: Path) -> NodeConfig:
         tls=_typed(peer, "tls", bool, True),
         max_body=_typed(peer, "max_body", int, defaults.max_body),
         body_timeout=_typed(peer, "body_timeout", float, defaults.body_timeout),
+        header_timeout=_typed(peer, "header_timeout", float, defaults.header_timeout),
         api_host=_typed(local, "host", str, defaults.api_host),
         api_port=_typed(local, "port", int, defaults.api_port),
         web_enabled=_typed(web, "enabled", bool, defaults.web_enabled),
@@ -222,6 +226,8 @@ def load_config(home: Path) -> NodeConfig:
         raise ConfigError("[web] needs its own port: never the peer endpoint's or the API's")
     if min(config.web_max_failures, config.web_lockout, config.web_session_idle) < 1:
         raise ConfigError("[web] max_failures, lockout and session_idle must be positive")
+    if min(config.header_timeout, config.body_timeout) <= 0:
+        raise ConfigError("[peer] header_timeout and body_timeout must be positive")
     if config.receipt_check_interval < 0:
         raise ConfigError("[audit] receipt_check_interval cannot be negative")
     if config.threshold < 1 or config.threshold > max(1, len(config.secretariat)):
@@ -257,6 +263,7 @@ def render_config(config: NodeConfig) -> str:
             "tls": config.tls,
             "max_body": config.max_body,
             "body_timeout": config.body_timeout,
+            "header_timeout": config.header_timeout,
         },
         "local": {"host": config.api_host, "port": config.api_port},
         "web": {"enabled": config.web_enabled, "host": config.web_host, "port": config.web_port,

@@ -266,7 +266,10 @@ class Node:
 
     async def _site(self, app: web.Application, host: str, port: int,
                     tls: bool) -> int:
-        runner = web.AppRunner(app, access_log=None)
+        # aiohttp closes a connection whose request head has not arrived within the keep-alive
+        # timeout (and one idle that long between requests): the bound on slow headers.
+        runner = web.AppRunner(app, access_log=None,
+                               keepalive_timeout=self.config.header_timeout)
         await runner.setup()
         context = None
         if tls:

@@ -14,6 +14,7 @@ import asyncio
 import dataclasses
 import hashlib
 import os
+import ssl
 import time
 from base64 import b64decode
 from collections.abc import AsyncIterator, Callable
@@ -580,3 +581,55 @@ async def test_a_body_trickled_in_slowly_is_cut_off(tmp_path: Path) -> None:
         await accepted(fed, BR, genuine)  # a sender at a normal pace still gets through
     finally:
         await fed.stop()
+
+
+async def test_slow_or_absent_request_heads_are_cut_off(tmp_path: Path) -> None:
+    """Slowloris on the head: a connection that dribbles its request line and headers, or
+    completes TLS and sends nothing, is closed once the header timeout passes, and the node
+    goes on serving."""
+    fed = await start_federation(tmp_path, MEMBERS, delivery={**DELIVERY, "header_timeout": 1.0})
+    try:
+        br = fed.nodes[BR]
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # an attacker's
+
+        async def held_for(head: bytes) -> float:
+            """Seconds until the node closes a connection that sends ``head`` a byte every
+            0.1 s and never finishes it."""
+            reader, writer = await asyncio.open_connection("127.0.0.1", br.peer_port,
+                                                          ssl=context)
+            started = time.monotonic()
+            try:
+                for byte in head:
+                    writer.write(bytes([byte]))
+                    await writer.drain()
+                    if await _closed(reader, 0.1):
+                        break
+                else:
+                    assert await _closed(reader, 10), "the node held the connection open"
+            except ConnectionError:
+                pass  # closed under our write: as good
+            finally:
+                writer.close()
+            return time.monotonic() - started
+
+        before = await snapshot(br)
+        dribbled = await asyncio.gather(*(held_for(
+            b"POST /v1/envelopes HTTP/1.1\r\nHost: node\r\n" + b"X-Pad: a\r\n" * 40)
+            for _ in range(3)))
+        silent = await held_for(b"")
+        assert all(0.9 < held < 3.5 for held in [*dribbled, silent]), (dribbled, silent)
+        assert await snapshot(br) == before
+        await accepted(fed, BR, envelope_from(fed, FR, BR).envelope)
+    finally:
+        await fed.stop()
+
+
+async def _closed(reader: asyncio.StreamReader, within: float) -> bool:
+    """Whether the other side closes the connection within ``within`` seconds."""
+    try:
+        return await asyncio.wait_for(reader.read(1024), within) == b""
+    except TimeoutError:
+        return False
+    except ConnectionError:
+        return True

@@ -39,7 +39,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -55,7 +54,7 @@ import nacl.bindings as sodium
 
 from node.attachments import DISK_MARGIN
 from node.config import load_config
-from node.federation import Federation, Member, passphrase_for
+from node.federation import Federation, Member, serve, shut_down, wait_listening
 from node.node import read_api_token
 from protocol.attachment import (
     CHUNK_SIZE,
@@ -152,30 +151,15 @@ class NodeProcess:
     def start(self) -> None:
         config = load_config(self.home)
         self.api_port, self.token = config.api_port, read_api_token(config)
-        env = {**os.environ, "ROGATORY_PASSPHRASE": passphrase_for(self.authority).decode()}
-        with self.log.open("ab") as handle:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "node", "serve", "--home", str(self.home)],
-                env=env, stdout=handle, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"{self.authority} exited at start; see {self.log}")
-            try:
-                self.api("GET", "/api/v1/status", timeout=2)
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise SystemExit(f"{self.authority} did not start within 30 s; see {self.log}")
+        self.process = serve(self.home, self.authority, self.log)
+        try:
+            wait_listening(self.home, self.process)
+        except (ChildProcessError, TimeoutError) as exc:
+            raise SystemExit(f"{exc}; see {self.log}") from None
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            shut_down(self.process)
 
     def api(self, method: str, path: str, body: dict[str, Any] | None = None,
             timeout: float = 30) -> Any:

@@ -36,11 +36,8 @@ import os
 import platform
 import sqlite3
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import aiohttp
@@ -48,7 +45,7 @@ from delivery import Poller, raw_limit
 from idle import seal_penalty
 
 from node.config import NodeConfig, load_config, read_api_token
-from node.federation import Federation, Member, passphrase_for
+from node.federation import Federation, Member, serve, shut_down, wait_listening
 from protocol.suites import Suite
 
 SENDER = "XA:MOJ"
@@ -57,29 +54,6 @@ SENDER = "XA:MOJ"
 def recipients(peers: int) -> list[str]:
     """XB:MOJ, XC:MOJ, ...: the sender's peers, each its own node process."""
     return [f"X{chr(ord('B') + n)}:MOJ" for n in range(peers)]
-
-
-def serve(home: Path, authority: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "ROGATORY_PASSPHRASE": passphrase_for(authority).decode(),
-           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parent.parent),
-                                          os.environ.get("PYTHONPATH", "")])}
-    with log.open("ab") as handle:
-        return subprocess.Popen([sys.executable, "-m", "node", "serve", "--home", str(home)],
-                                env=env, stdout=handle, stderr=subprocess.STDOUT)
-
-
-def wait_listening(config: NodeConfig, timeout: float = 30.0) -> None:
-    request = urllib.request.Request(f"http://127.0.0.1:{config.api_port}/api/v1/status")
-    request.add_header("Authorization", f"Bearer {read_api_token(config)}")
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(request, timeout=2):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -233,8 +207,8 @@ async def main() -> None:
     processes = {a: serve(federation.home(a), a, root / f"{a.replace(':', '-')}.log")
                  for a in everyone}
     try:
-        for config in configs.values():
-            wait_listening(config)
+        for authority, process in processes.items():
+            wait_listening(federation.home(authority), process)
         config = configs[SENDER]
         await run_phase(config, args.size, 20 * len(peers), peers,
                         concurrency=4)  # warm-up: TLS, caches
@@ -265,9 +239,7 @@ async def main() -> None:
         rss = {a: peak_rss_mb(p.pid) for a, p in processes.items()}
     finally:
         for process in processes.values():
-            process.terminate()
-        for process in processes.values():
-            process.wait(timeout=30)
+            shut_down(process, timeout=30)
 
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(f"rogatory exchange benchmark, {now}; {os.cpu_count()} CPUs ({platform.machine()}), "

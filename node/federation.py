@@ -8,9 +8,14 @@ sign it; every node pins the secretariat keys and starts from that directory. On
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterable
+import urllib.request
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,11 +24,14 @@ import nacl.pwhash
 
 from keys.directory import SignedRecord, add_signature, build_directory, sign_directory
 from keys.identity import IdentityKey, encode_public
-from node.config import load_config
+from node.config import load_config, read_api_token
 from node.node import Node
 from node.provision import initialise_node
 
-__all__ = ["Federation", "Member", "free_port"]
+__all__ = ["Federation", "Member", "free_port", "serve", "shut_down", "wait_listening"]
+
+SOURCE = Path(__file__).resolve().parent.parent
+"""The checkout this module runs from; a node process started from here runs the same code."""
 
 FAST_KEYSTORE = {
     "opslimit": nacl.pwhash.argon2id.OPSLIMIT_MIN,
@@ -36,6 +44,60 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def serve(home: Path, authority: str, log: Path,
+          python: Sequence[str] = (sys.executable, "-m", "node")) -> subprocess.Popen[bytes]:
+    """Start a member's ``rogatory serve`` as a child process, appending its output to ``log``.
+
+    For the crash tests, fault scripts and benchmarks, which must kill, freeze or measure a
+    node as the operating system sees it. ``python`` is the interpreter command that runs the
+    ``node`` package (a fault script wraps it to skew the child's clock).
+    """
+    env = {**os.environ, "ROGATORY_PASSPHRASE": passphrase_for(authority).decode(),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(SOURCE),
+                                                       os.environ.get("PYTHONPATH")]))}
+    with log.open("ab") as handle:
+        return subprocess.Popen([*python, "serve", "--home", str(home)],
+                                env=env, stdout=handle, stderr=subprocess.STDOUT)
+
+
+def wait_listening(home: Path, process: subprocess.Popen[bytes] | None = None,
+                   timeout: float = 30.0) -> None:
+    """Return once the node in ``home`` answers on its local API.
+
+    Raises ``ChildProcessError`` if ``process`` exits first, ``TimeoutError`` after ``timeout``
+    seconds: a node that cannot start should fail its caller at once, pointing at its log.
+    """
+    config = load_config(home)
+    request = urllib.request.Request(f"http://127.0.0.1:{config.api_port}/api/v1/status")
+    request.add_header("Authorization", f"Bearer {read_api_token(config)}")
+    deadline = time.monotonic() + timeout
+    while True:
+        if process is not None and process.poll() is not None:
+            raise ChildProcessError(f"the node in {home} exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(request, timeout=2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the node in {home} did not answer within {timeout:.0f} s"
+                                   ) from None
+            time.sleep(0.05)
+
+
+def shut_down(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """SIGTERM, as an operator would stop it (thawed first, should it be frozen); SIGKILL if it
+    has not exited within ``timeout`` seconds."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGCONT)
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ from keys.directory import Directory, sign_record, verify_directory
 from keys.keystore import KeyStore
 from node.audit_bundle import verify_bundle
 from node.config import NodeConfig, load_config, read_api_token
-from node.federation import Federation, Member, passphrase_for
+from node.federation import Federation, Member, passphrase_for, serve, shut_down
 from node.tls import create_certificate
 from protocol.errors import RogatoryError
 from protocol.log_entry import EntryType, parse_entry, verify_receipt_proof
@@ -99,7 +99,6 @@ __all__ = [
     "waiting_for",
 ]
 
-ROOT = Path(__file__).resolve().parent.parent
 SENDER, RECEIVER = "XA:MOJ", "XB:MOJ"
 ROLES = {"sender": SENDER, "receiver": RECEIVER}
 DELIVERY = {"retry_base": 0.05, "retry_max": 1.0}
@@ -135,20 +134,11 @@ class NodeProcess:
         self.frozen = False
 
     def start(self) -> None:
-        env = {**os.environ,
-               "ROGATORY_PASSPHRASE": passphrase_for(self.authority).decode(),
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT),
-                                                           os.environ.get("PYTHONPATH")]))}
         command = [sys.executable, "-m", "node"]
         if self.clock_offset:
             command = [sys.executable, "-c", SKEWED_CLOCK, repr(self.clock_offset)]
-        with self.log.open("ab") as handle:
-            handle.write(f"\n=== start #{self.starts + 1} at {time.time():.3f}, clock offset "
-                         f"{self.clock_offset:+.0f}s\n".encode())
-            handle.flush()
-            self.process = subprocess.Popen(
-                [*command, "serve", "--home", str(self.home)],
-                env=env, stdout=handle, stderr=subprocess.STDOUT)
+        self._mark(f"start #{self.starts + 1}, clock offset {self.clock_offset:+.0f}s,")
+        self.process = serve(self.home, self.authority, self.log, python=command)
         self.starts += 1
 
     def _mark(self, what: str) -> None:
@@ -180,12 +170,7 @@ class NodeProcess:
             return
         if self.frozen:
             self.thaw()
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        shut_down(self.process, timeout=20)
 
     @property
     def headers(self) -> dict[str, str]:

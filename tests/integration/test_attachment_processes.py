@@ -37,7 +37,7 @@ import pytest
 
 from keys.directory import verify_directory
 from node.config import NodeConfig, load_config
-from node.federation import Federation, Member, passphrase_for
+from node.federation import Federation, Member, serve, shut_down, wait_listening
 from node.node import read_api_token
 from protocol.attachment import ciphertext_size
 from protocol.log_entry import EntryType, parse_entry
@@ -94,23 +94,13 @@ class Proc:
         self.wait_ready()
 
     def spawn(self) -> None:
-        env = {**os.environ, "ROGATORY_PASSPHRASE": passphrase_for(self.authority).decode()}
-        with self.log.open("ab") as handle:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "node", "serve", "--home", str(self.home)],
-                env=env, stdout=handle, stderr=subprocess.STDOUT)
+        self.process = serve(self.home, self.authority, self.log)
 
     def wait_ready(self) -> None:
-        assert self.process is not None
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"{self.authority} exited:\n{self.tail()}"
-            try:
-                self.api("GET", "/api/v1/status", timeout=2)
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError(f"{self.authority} did not start:\n{self.tail()}")
+        try:
+            wait_listening(self.home, self.process, timeout=20)
+        except (ChildProcessError, TimeoutError) as exc:
+            raise AssertionError(f"{exc}:\n{self.tail()}") from None
 
     def kill(self) -> None:
         assert self.process is not None
@@ -118,13 +108,8 @@ class Proc:
         self.process.wait()
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            shut_down(self.process, timeout=10)
 
     def tail(self) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-30:])

@@ -11,11 +11,8 @@ receiver's key in the signed directory.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +22,7 @@ import pytest
 
 from keys.directory import verify_directory
 from node.config import load_config
-from node.federation import Federation, Member, passphrase_for
+from node.federation import Federation, Member, serve, shut_down, wait_listening
 from node.node import read_api_token
 from protocol.receipt import parse_receipt
 
@@ -43,27 +40,6 @@ def _count(db: Path, sql: str) -> int:
         return 0
     finally:
         conn.close()
-
-
-def _serve(home: Path, authority: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "ROGATORY_PASSPHRASE": passphrase_for(authority).decode()}
-    with log.open("ab") as handle:
-        return subprocess.Popen([sys.executable, "-m", "node", "serve", "--home", str(home)],
-                                env=env, stdout=handle, stderr=subprocess.STDOUT)
-
-
-def _wait_listening(home: Path, timeout: float = 20.0) -> None:
-    config = load_config(home)
-    request = urllib.request.Request(f"http://127.0.0.1:{config.api_port}/api/v1/status")
-    request.add_header("Authorization", f"Bearer {read_api_token(config)}")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(request, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"node in {home} did not start")
 
 
 def _submit(api_port: int, token: str, n: int) -> str:
@@ -87,12 +63,12 @@ def test_receiver_killed_mid_burst_accepts_each_envelope_exactly_once(tmp_path: 
     sender_cfg, receiver_cfg = load_config(sender_home), load_config(receiver_home)
     logs = tmp_path / "logs"
     logs.mkdir()
-    sender = _serve(sender_home, SENDER, logs / "sender.log")
-    receiver = _serve(receiver_home, RECEIVER, logs / "receiver.log")
+    sender = serve(sender_home, SENDER, logs / "sender.log")
+    receiver = serve(receiver_home, RECEIVER, logs / "receiver.log")
     processes = [sender, receiver]
     try:
-        _wait_listening(sender_home)
-        _wait_listening(receiver_home)
+        wait_listening(sender_home, sender)
+        wait_listening(receiver_home, receiver)
         token = read_api_token(sender_cfg)
         with ThreadPoolExecutor(max_workers=8) as pool:
             pending = [pool.submit(_submit, sender_cfg.api_port, token, n)
@@ -110,9 +86,9 @@ def test_receiver_killed_mid_burst_accepts_each_envelope_exactly_once(tmp_path: 
             sent_ids = [future.result() for future in pending]
         assert 100 <= accepted_at_kill < BURST, "the kill must land in the middle of the burst"
         time.sleep(0.3)
-        receiver = _serve(receiver_home, RECEIVER, logs / "receiver.log")
+        receiver = serve(receiver_home, RECEIVER, logs / "receiver.log")
         processes.append(receiver)
-        _wait_listening(receiver_home)
+        wait_listening(receiver_home, receiver)
 
         deadline = time.monotonic() + 120
         while _count(sender_cfg.database_path, "SELECT count(*) FROM outbox") > 0:
@@ -120,12 +96,7 @@ def test_receiver_killed_mid_burst_accepts_each_envelope_exactly_once(tmp_path: 
             time.sleep(0.1)
     finally:
         for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            shut_down(process, timeout=10)
 
     sent = sqlite3.connect(sender_cfg.database_path)
     received = sqlite3.connect(receiver_cfg.database_path)

@@ -15,6 +15,7 @@ import dataclasses
 import hmac
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,11 +39,12 @@ MAX_SEND_MANY = 1000
 OPERATOR = "operator"
 RECEIVER = "designated-receiver"
 PRINCIPAL = web.RequestKey("principal", str)
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:+/=-]{1,128}")
 
 log = logging.getLogger("rogatory.api")
 
 _STATUS = {"api.unauthorized": 401, "store.not_found": 404, "case.content_withheld": 403,
-           "store.disk_full": 507}
+           "store.disk_full": 507, "api.idempotency_key_reused": 422}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -102,9 +104,10 @@ def inbound_json(record: InboundRecord) -> dict[str, Any]:
     }
 
 
-def _draft_from(body: object, by: str) -> Draft:
+def _draft_from(body: object, by: str, header_key: str | None = None) -> Draft:
     if not isinstance(body, dict):
         raise ApiBadRequest("the body must be a JSON object")
+    key = _idempotency_key(body.get("idempotency_key"), header_key)
     try:
         recipient = body["to"]
         kind = Kind(body["kind"])
@@ -143,8 +146,21 @@ def _draft_from(body: object, by: str) -> Draft:
         priority=priority,
         attachments=tuple(Path(f) for f in files),
         by=by,
+        idempotency_key=key,
         **extra,
     )
+
+
+def _idempotency_key(member: object, header: str | None) -> str:
+    """The caller's key for a submit: the ``idempotency_key`` member or the
+    ``Idempotency-Key`` header (they must agree when both are given)."""
+    for name, value in (("idempotency_key", member), ("Idempotency-Key", header)):
+        if value is not None and not (isinstance(value, str)
+                                      and IDEMPOTENCY_KEY.fullmatch(value)):
+            raise ApiBadRequest(f"{name} must be 1 to 128 letters, digits or ._:+/=-")
+    if header is not None and member is not None and member != header:
+        raise ApiBadRequest("the Idempotency-Key header and idempotency_key differ")
+    return header or (member if isinstance(member, str) else "")
 
 
 def attachment_index(request: web.Request) -> int:
@@ -229,7 +245,8 @@ def local_application(node: Node, token: str, receiver_token: str | None = None)
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise ApiBadRequest("the body is not JSON") from None
-        record = await node.submit(_draft_from(body, f"token:{request[PRINCIPAL]}"))
+        record = await node.submit(_draft_from(body, f"token:{request[PRINCIPAL]}",
+                                               request.headers.get("Idempotency-Key")))
         return web.json_response(outbound_json(record), status=202)
 
     async def send_many(request: web.Request) -> web.Response:

@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 from aiohttp import web
 
@@ -78,6 +78,7 @@ from protocol.checkpoint import parse_tlog_proof
 from protocol.envelope import envelope_hash, parse_package
 from protocol.errors import (
     ApiBadRequest,
+    ApiIdempotencyKeyReused,
     AttachmentError,
     AttachmentMalformed,
     CaseContentWithheld,
@@ -104,6 +105,16 @@ ONE_HOP_BATCH = 8
 log = logging.getLogger("rogatory.node")
 T = TypeVar("T")
 P = ParamSpec("P")
+
+
+class Journalled(NamedTuple):
+    """A sealed message on its way into the journal, with what is recorded beside it."""
+
+    record: OutboundRecord
+    content: Content
+    override: Override | None = None
+    key: str = ""  # the caller's idempotency key
+    digest: str = ""  # of the draft that used it
 
 
 class Node:
@@ -151,8 +162,7 @@ class Node:
         self._upload_locks: dict[tuple[str, int], asyncio.Lock] = {}
         self._verifying: dict[str, asyncio.Future[AttachmentError | None]] = {}
         self._live: dict[str, dict[int, LiveCheck]] = {}
-        self._queue_group: list[tuple[tuple[OutboundRecord, Content, Override | None],
-                                      asyncio.Future[None]]] = []
+        self._queue_group: list[tuple[Journalled, asyncio.Future[None]]] = []
         self._committing = False  # a task is committing groups; submits join the next one
         self._tasks: set[asyncio.Task[None]] = set()
         self.witness = Witness(
@@ -569,6 +579,11 @@ class Node:
         allows; an answer to conditions must answer conditions still open. Otherwise nothing is
         queued.
         """
+        digest = draft.digest() if draft.idempotency_key else ""
+        if digest:
+            earlier = await self._earlier_submit(draft.idempotency_key, digest)
+            if earlier is not None:
+                return earlier
         content = check_content(draft.kind, draft.content_type, draft.payload)
         override: Override | None = None
         if isinstance(content, RequestPackage):
@@ -604,14 +619,32 @@ class Node:
             record = (sealing() if len(draft.payload) <= INLINE_SEAL_BYTES
                       else await asyncio.get_running_loop().run_in_executor(self._crypto,
                                                                             sealing))
-            await self._queue_durably(record, content, override)
-        except BaseException:
+            await self._queue_durably(Journalled(record, content, override,
+                                                 draft.idempotency_key, digest))
+        except BaseException as exc:
             if message_id:
                 shutil.rmtree(self.attachments.outgoing(message_id, 0).parent,
                               ignore_errors=True)
+            if digest and isinstance(exc, sqlite3.IntegrityError):
+                # The same key in a submit journalled meanwhile: that one is the message.
+                earlier = await self._earlier_submit(draft.idempotency_key, digest)
+                if earlier is not None:
+                    return earlier
             raise
         self.worker.offer(record, attachments=bool(draft.attachments))
         return record
+
+    async def _earlier_submit(self, key: str, digest: str) -> OutboundRecord | None:
+        """The message an idempotency key was first used for, if it was; a different draft
+        under the same key is refused rather than sent or silently answered for."""
+        earlier = await self.call(self.store.submitted, key)
+        if earlier is None:
+            return None
+        message_id, first = earlier
+        if first != digest:
+            raise ApiIdempotencyKeyReused(
+                f"the key {key!r} was used for message {message_id}, with other content")
+        return await self.call(self.store.outbound_by_id, message_id)
 
     def _encrypt_attachments(self, message_id: str, files: tuple[Path, ...]) -> bytes:
         if len(files) > MAX_ATTACHMENTS:
@@ -623,8 +656,7 @@ class Node:
                               message_id=message_id, index=i) for i, f in enumerate(files)]
         return encode_manifest(specs)
 
-    async def _queue_durably(self, record: OutboundRecord, content: Content,
-                             override: Override | None) -> None:
+    async def _queue_durably(self, item: Journalled) -> None:
         """``_queue`` with group commit: submits that arrive together share one fsync.
 
         One group is committed at a time; while it is (or while it waits for the store thread,
@@ -632,7 +664,7 @@ class Node:
         own envelope is durable, and fails alone if its step is refused.
         """
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue_group.append(((record, content, override), future))
+        self._queue_group.append((item, future))
         if not self._committing:
             self._committing = True
             self._spawn(self._commit_queue_groups())
@@ -658,8 +690,7 @@ class Node:
             self._committing = False
 
     async def _commit_queue_group(
-            self, group: list[tuple[tuple[OutboundRecord, Content, Override | None],
-                                    asyncio.Future[None]]]) -> None:
+            self, group: list[tuple[Journalled, asyncio.Future[None]]]) -> None:
         try:
             results = await self.call(self._queue_many, [item for item, _ in group])
         except BaseException as exc:  # the transaction itself failed: all of them did
@@ -677,7 +708,7 @@ class Node:
             else:
                 future.set_exception(result)
 
-    def _queue_many(self, items: list[tuple[OutboundRecord, Content, Override | None]],
+    def _queue_many(self, items: list[Journalled],
                     ) -> list[BaseException | None]:
         """Journal a group of submits in one transaction.
 
@@ -693,20 +724,21 @@ class Node:
             log.warning("group journal of %d submits undone (%s); one by one", len(items), exc)
         results: list[BaseException | None] = []
         with self.store.transaction():
-            for record, content, override in items:
+            for item in items:
                 try:
-                    self._queue(record, content, override)  # its own savepoint
+                    self._queue(item)  # its own savepoint
                     results.append(None)
                 except (RogatoryError, sqlite3.IntegrityError) as exc:
                     results.append(exc)  # this one refused; the others go on (a full disk not)
         return results
 
-    def _queue_bulk(self, items: list[tuple[OutboundRecord, Content, Override | None]],
+    def _queue_bulk(self, items: list[Journalled],
                     ) -> list[BaseException | None]:
         results: list[BaseException | None] = []
         queued: list[tuple[OutboundRecord, float, tuple[LogEntry, ...]]] = []
+        keys: list[tuple[str, str, str, int]] = []
         with self.store.transaction():
-            for record, content, override in items:
+            for record, content, override, key, digest in items:
                 # A savepoint for the step alone, where it has anything to write: a message
                 # with no case and no conditions leaves the case book as it is.
                 tracked = bool(record.case_ref) or isinstance(content, CaseMessage)
@@ -719,7 +751,11 @@ class Node:
                 results.append(None)
                 queued.append((record, self.clock(),
                                self._sent_entries(record, override, int(self.clock()))))
+                if key:
+                    keys.append((key, record.message_id, digest, record.created))
             self.store.queue_outbound_many(queued)
+            if keys:
+                self.store.record_submit_keys(keys)
         return results
 
     def _track_sent(self, record: OutboundRecord, content: Content,
@@ -742,13 +778,13 @@ class Node:
             at=record.created, priority=record.priority, content=content,
             override_reason=override.reason if override else "", strict=True)
 
-    def _queue(self, record: OutboundRecord, content: Content, override: Override | None,
-               opened: str = "") -> bool:
+    def _queue(self, item: Journalled, opened: str = "") -> bool:
         """Journal one sealed message with everything it changes, in one transaction.
 
         With ``opened`` (the envelope hash of a received message), the message is a retrieval
         receipt and is queued only if this is the first opening of that message.
         """
+        record, content, override, key, digest = item
         with self.store.transaction():
             now = int(self.clock())
             if opened and not self.store.mark_opened(opened, now):
@@ -756,6 +792,8 @@ class Node:
             self._track_sent(record, content, override)
             self.store.queue_outbound(record, self.clock(),
                                       *self._sent_entries(record, override, now))
+            if key:
+                self.store.record_submit_keys([(key, record.message_id, digest, record.created)])
         return True
 
     def _sent_entries(self, record: OutboundRecord, override: Override | None,
@@ -970,7 +1008,7 @@ class Node:
                                    in_reply_to=message_id),
                              authority=self.authority, keystore=self.keystore,
                              directory=self._directory, archive=self.archive, now=now)
-            if await self.call(self._queue, record, message, None, envelope):
+            if await self.call(self._queue, Journalled(record, message), envelope):
                 self.worker.wake()
         except RogatoryError as exc:
             log.warning("no retrieval receipt for %s: %s", message_id, exc)

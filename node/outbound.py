@@ -31,7 +31,7 @@ from node.attachments import AttachmentFiles
 from node.store import LogEntry, OutboundRecord, Store
 from node.tls import peer_ssl
 from protocol.checkpoint import Checkpoint
-from protocol.encoding import Reader, frame
+from protocol.encoding import Reader, canonical_json, frame
 from protocol.envelope import MAX_LIFETIME, seal
 from protocol.errors import (
     ApiBadRequest,
@@ -97,6 +97,18 @@ class Draft:
     override_reason: str = ""  # why an incomplete request package is sent all the same
     attachments: tuple[Path, ...] = ()  # files on the node's disk, sent beside the envelope
     by: str = "token:operator"  # who asks: "user:<name>" on the web, the token on the API
+    idempotency_key: str = ""  # the caller's name for this submit, so a retry sends nothing new
+
+    def digest(self) -> str:
+        """What a retry under the same idempotency key must repeat: every field that shapes
+        the message (the payload by its hash)."""
+        return hashlib.sha256(canonical_json({
+            "to": self.recipient, "kind": self.kind.value, "content_type": self.content_type,
+            "payload": hashlib.sha256(self.payload).hexdigest(), "case": self.case,
+            "in_reply_to": self.in_reply_to, "priority": self.priority.value,
+            "lifetime": self.lifetime, "override_reason": self.override_reason,
+            "attachments": [str(path) for path in self.attachments], "by": self.by,
+        })).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

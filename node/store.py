@@ -178,6 +178,12 @@ class Store:
                 not_null={"receipt"},
                 if_not_exists=True,
             )
+            db.table("submit_keys").create(
+                {"key": str, "message_id": str, "digest": str, "at": int},
+                pk="key",
+                not_null={"message_id", "digest"},
+                if_not_exists=True,
+            )
             db.table("directories").create(
                 {"serial": int, "hash": str, "adopted_at": int, "file": bytes},
                 pk="serial",
@@ -367,6 +373,19 @@ class Store:
             insert_many(self.db, "outbox", [
                 {"envelope_hash": record.envelope_hash, "recipient": record.recipient,
                  "next_attempt": next_attempt} for record, next_attempt, _ in queued])
+
+    def record_submit_keys(self, keys: Sequence[tuple[str, str, str, int]]) -> None:
+        """Remember the callers' idempotency keys (key, message id, draft digest, time) of
+        messages being journalled, in the caller's transaction: a key is durable exactly when
+        its message is. A key used before raises ``sqlite3.IntegrityError``."""
+        self.db.conn.executemany(
+            "INSERT INTO submit_keys (key, message_id, digest, at) VALUES (?, ?, ?, ?)", keys)
+
+    def submitted(self, key: str) -> tuple[str, str] | None:
+        """The message id and draft digest an idempotency key was first used for."""
+        row = self.db.execute("SELECT message_id, digest FROM submit_keys WHERE key = ?",
+                              [key]).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]))
 
     def due(self, now: float, limit: int, max_bytes: int = 16 * 1024 * 1024,
             horizon: float | None = None, skip: Collection[str] = ()) -> list[OutboundRecord]:

@@ -32,6 +32,7 @@ from typing import ClassVar
 __all__ = [
     "ERRORS_BY_CODE",
     "ApiError",
+    "ApiIdempotencyKeyReused",
     "AttachmentCorrupt",
     "AttachmentError",
     "AttachmentExists",
@@ -652,6 +653,13 @@ class ApiBadRequest(ApiError):
     """The local API call was malformed."""
 
     code = "api.bad_request"
+
+
+class ApiIdempotencyKeyReused(ApiError):
+    """An idempotency key already used for a different message was given again."""
+
+    code = "api.idempotency_key_reused"
+    hint = "Use a fresh key for each new message; repeat a key only to retry the same one."
 
 
 class WebError(RogatoryError):

@@ -30,7 +30,7 @@ import node.node as node_module
 import node.outbound as outbound_module
 from keys.directory import Directory
 from node.federation import Federation
-from node.node import Node
+from node.node import Journalled, Node
 from node.outbound import (
     BATCH_MEDIA_TYPE,
     MAX_BATCH,
@@ -906,8 +906,8 @@ async def test_a_group_journal_refused_in_bulk_falls_back_to_one_by_one(
     good, other = record(b"good"), record(b"other")
     clash = dataclasses.replace(record(b"clash"), message_id=first.message_id)
     log_before = await log_types(fr)
-    results = await fr.call(fr._queue_many, [(good, None, None), (clash, None, None),
-                                             (other, None, None)])
+    results = await fr.call(fr._queue_many, [Journalled(good, None), Journalled(clash, None),
+                                             Journalled(other, None)])
     assert results[0] is None and results[2] is None
     assert isinstance(results[1], sqlite3.IntegrityError)
     hashes = {r.envelope_hash for r in await fr.call(fr.store.outbound, 1000)}

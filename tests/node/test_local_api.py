@@ -6,6 +6,7 @@ the ``{"error": {...}}`` body, and "nothing queued" by counting rows in the node
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import errno
 import json
@@ -31,9 +32,12 @@ def bearer(node: Node) -> str:
 
 
 async def call(node: Node, method: str, path: str, *, auth: object = TOKEN,
-               body: bytes | None = None) -> tuple[int, Any]:
-    """One call to the node's local API; returns the status and the decoded JSON answer."""
+               body: bytes | None = None, key: str | None = None) -> tuple[int, Any]:
+    """One call to the node's local API; returns the status and the decoded JSON answer.
+    ``key`` goes in the Idempotency-Key header."""
     headers = {"Content-Type": "application/json"}
+    if key is not None:
+        headers["Idempotency-Key"] = key
     if auth is TOKEN:
         headers["Authorization"] = bearer(node)
     elif isinstance(auth, str):
@@ -110,6 +114,10 @@ BAD_MESSAGES = {
     "lifetime-not-int": message(lifetime="3600"),
     "case-not-string": message(case=17),
     "to-self": message(to=FR),
+    "idempotency-key-with-a-space": message(idempotency_key="two words"),
+    "idempotency-key-empty": message(idempotency_key=""),
+    "idempotency-key-not-string": message(idempotency_key=7),
+    "idempotency-key-too-long": message(idempotency_key="k" * 129),
 }
 
 
@@ -242,3 +250,86 @@ async def test_many_messages_in_one_call_each_answered_in_its_place(pair: Federa
                                 body=json.dumps({"messages": []}).encode())
     assert (status, error_code(answer)) == (400, "api.bad_request")
     assert (await snapshot(fr))["messages_out"] == after["messages_out"]
+
+
+# --- idempotency keys -------------------------------------------------------------------------
+
+
+async def received_ids(node: Node) -> list[str]:
+    status, listed = await call(node, "GET", "/messages?direction=in&limit=1000")
+    assert status == 200
+    return [m["id"] for m in listed["messages"]]
+
+
+async def test_a_submit_retried_with_its_idempotency_key_is_sent_once(pair: Federation) -> None:
+    """A tool that lost the answer (a timeout, a crash) sends again with the same key and gets
+    the same message back, before delivery, after it and after the node restarts."""
+    fr, br = pair.nodes[FR], pair.nodes[BR]
+    key = "retry-" + os.urandom(8).hex()
+    before = await snapshot(fr)
+    answers = [await call(fr, "POST", "/messages", body=message(case="K-1"), key=key)
+               for _ in range(2)]
+    assert [status for status, _ in answers] == [202, 202]
+    first = answers[0][1]
+    assert answers[1][1]["id"] == first["id"]
+    assert (await snapshot(fr))["messages_out"] == before["messages_out"] + 1
+    await outbound_state(fr, first["id"], lambda r: r.state == "delivered")
+
+    status, again = await call(fr, "POST", "/messages",
+                               body=message(case="K-1", idempotency_key=key))
+    assert (status, again["id"], again["state"]) == (202, first["id"], "delivered")
+    await stop_node(pair, FR)
+    fr = await start_node(pair, FR)
+    status, again = await call(fr, "POST", "/messages", body=message(case="K-1"), key=key)
+    assert (status, again["id"]) == (202, first["id"])
+    assert (await snapshot(fr))["messages_out"] == before["messages_out"] + 1
+    assert (await received_ids(br)).count(first["id"]) == 1
+
+
+async def test_the_same_key_at_once_from_several_callers_queues_one_message(
+        pair: Federation) -> None:
+    fr = pair.nodes[FR]
+    before = await snapshot(fr)
+    key = "burst-" + os.urandom(8).hex()
+    answers = await asyncio.gather(*(call(fr, "POST", "/messages", body=message(), key=key)
+                                     for _ in range(6)))
+    assert {status for status, _ in answers} == {202}
+    assert len({answer["id"] for _, answer in answers}) == 1
+    assert (await snapshot(fr))["messages_out"] == before["messages_out"] + 1
+
+
+async def test_a_key_reused_for_other_content_is_refused_and_sends_nothing(
+        pair: Federation) -> None:
+    fr = pair.nodes[FR]
+    key = "reused-" + os.urandom(8).hex()
+    status, first = await call(fr, "POST", "/messages", body=message(payload="first"), key=key)
+    assert status == 202
+    before = await snapshot(fr)
+    for body in (message(payload="second"), message(payload="first", priority="urgent"),
+                 message(payload="first", to=FR.replace("FR", "KE"))):
+        status, answer = await call(fr, "POST", "/messages", body=body, key=key)
+        assert (status, error_code(answer)) == (422, "api.idempotency_key_reused"), answer
+        assert first["id"] in answer["error"]["message"]
+    # The header and the member must agree when both are given.
+    status, answer = await call(fr, "POST", "/messages",
+                                body=message(payload="first", idempotency_key="other"), key=key)
+    assert (status, error_code(answer)) == (400, "api.bad_request")
+    # (The first message may have been delivered meanwhile; nothing new was queued.)
+    assert (await snapshot(fr))["messages_out"] == before["messages_out"]
+
+
+async def test_a_batch_retried_with_keys_per_message_queues_nothing_new(
+        pair: Federation) -> None:
+    fr = pair.nodes[FR]
+    keys = [f"batch-{n}-" + os.urandom(4).hex() for n in range(3)]
+    body = json.dumps({"messages": [
+        {"to": BR, "kind": "request", "payload": f"item {n}", "idempotency_key": key}
+        for n, key in enumerate(keys)]}).encode()
+    before = await snapshot(fr)
+    status, first = await call(fr, "POST", "/messages/batch", body=body)
+    assert status == 207
+    status, again = await call(fr, "POST", "/messages/batch", body=body)
+    assert status == 207
+    assert [r["id"] for r in again["results"]] == [r["id"] for r in first["results"]]
+    assert len({r["id"] for r in first["results"]}) == 3
+    assert (await snapshot(fr))["messages_out"] == before["messages_out"] + 3

@@ -17,7 +17,7 @@ import sqlite3
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlite_utils
 
@@ -28,9 +28,23 @@ from node.statements import insert, insert_many
 from node.users import UserBook
 from protocol.errors import StoreDiskFull, StoreNotFound
 
-__all__ = ["InboundRecord", "LogEntry", "OutboundRecord", "Store", "full_disk_as_store_error"]
+__all__ = ["InboundRecord", "LogEntry", "MessageLine", "OutboundRecord", "Store",
+           "full_disk_as_store_error"]
 
 LogEntry = tuple[str, bytes]
+
+
+class MessageLine(NamedTuple):
+    """One message as a list shows it: who, what, which case, when, and how far it got."""
+
+    message_id: str
+    counterpart: str  # the sender of a message received, the recipient of one sent
+    kind: str
+    case_ref: str
+    priority: str
+    at: int  # received, or queued
+    delivery: str  # the outbound state; "" for a message received
+    opened_at: int | None  # when a message received was first read
 """An audit log entry to append in the same transaction: (entry type, canonical bytes)."""
 
 SCHEMA_VERSION = 1
@@ -303,6 +317,20 @@ class Store:
             [limit, offset],
         )
         return [self._inbound_row(row, rows.description) for row in rows.fetchall()]
+
+    def message_index(self, direction: str) -> Iterator[MessageLine]:
+        """Every message of one direction, newest first, in the few columns a list shows.
+
+        Read lazily from one cursor, so a caller that keeps one page of a long history holds
+        one page in memory, never the envelopes. Run it to the end on the store thread.
+        """
+        query = (
+            "SELECT message_id, sender, kind, case_ref, priority, received_at, '', opened_at "
+            "FROM messages_in ORDER BY received_at DESC, rowid DESC" if direction == "in" else
+            "SELECT message_id, recipient, kind, case_ref, priority, created, state, NULL "
+            "FROM messages_out ORDER BY created DESC, rowid DESC")
+        for row in self.db.execute(query):
+            yield MessageLine(*row)
 
     def count_inbound(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM messages_in").fetchone()[0])

@@ -41,10 +41,11 @@ from multidict import MultiDict, MultiDictProxy
 
 from node.local_api import OPERATOR, RECEIVER, attachment_index, stream_attachment
 from node.outbound import Draft
-from node.store import InboundRecord, OutboundRecord
+from node.store import MessageLine
 from node.users import Role, Session
 from node.web import request_form
 from node.web.i18n import load_translations
+from node.web.paging import Page, page_number
 from protocol.attachment import safe_name
 from protocol.case import CaseState, Direction, allowed_events
 from protocol.case import Role as CaseRole
@@ -287,35 +288,34 @@ def web_application(node: Node, *, translations_folder: Path | None = None,
     async def message_list(request: web.Request, direction: str) -> web.Response:
         request[SESSION].require(*CASEWORK)
         cases = {(c["case_ref"], c["counterpart"]): c for c in await node.cases()}
+        chosen = filters_of(request)
 
-        def row(record: InboundRecord | OutboundRecord) -> dict[str, Any]:
-            if isinstance(record, InboundRecord):
-                counterpart, at, delivery, opened = (record.sender, record.received_at, "",
-                                                     record.opened_at)
-            else:
-                counterpart, at, delivery, opened = (record.recipient, record.created,
-                                                     record.state, None)
-            case = cases.get((record.case_ref, counterpart))
-            return {"id": record.message_id, "counterpart": counterpart, "kind": record.kind,
-                    "case": record.case_ref, "priority": record.priority, "at": at,
-                    "delivery": delivery, "opened": opened,
+        def row(line: MessageLine) -> dict[str, Any]:
+            case = cases.get((line.case_ref, line.counterpart))
+            return {"id": line.message_id, "counterpart": line.counterpart, "kind": line.kind,
+                    "case": line.case_ref, "priority": line.priority, "at": line.at,
+                    "delivery": line.delivery, "opened": line.opened_at,
                     "case_state": case["state"] if case else "",
                     "overdue": bool(case and case["overdue"])}
 
-        records: list[InboundRecord] | list[OutboundRecord]
-        if direction == "in":
-            records = await node.call(node.store.inbound, 1000, 0)
-        else:
-            records = await node.call(node.store.outbound, 1000, 0)
-        rows: list[dict[str, Any]] = [row(record) for record in records]
-        chosen = filters_of(request)
-        shown = [r for r in rows if matches(r, chosen)]
-        return page(request, "messages.html", direction=direction, rows=shown,
-                    total=len(rows), filters=chosen,
-                    countries=sorted({_country(r["counterpart"]) for r in rows}),
-                    kinds=sorted({r["kind"] for r in rows}),
-                    statuses=sorted({r["case_state"] for r in rows if r["case_state"]}
-                                    | {r["delivery"] for r in rows if r["delivery"]}))
+        def listing() -> tuple[Page, set[str], set[str], set[str]]:
+            """On the store thread: one pass over the index, newest first, one page kept."""
+            shown = Page(page_number(request.query))
+            countries: set[str] = set()
+            kinds: set[str] = set()
+            statuses: set[str] = set()
+            for line in node.store.message_index(direction):
+                r = row(line)
+                countries.add(_country(r["counterpart"]))
+                kinds.add(r["kind"])
+                statuses.update(s for s in (r["case_state"], r["delivery"]) if s)
+                shown.offer(r, matches(r, chosen))
+            return shown, countries, kinds, statuses
+
+        shown, countries, kinds, statuses = await node.call(listing)
+        return page(request, "messages.html", direction=direction, page=shown,
+                    filters=chosen, countries=sorted(countries), kinds=sorted(kinds),
+                    statuses=sorted(statuses))
 
     def matches(row: dict[str, Any], chosen: dict[str, str]) -> bool:
         if chosen["country"] and _country(row["counterpart"]) != chosen["country"]:
@@ -338,13 +338,14 @@ def web_application(node: Node, *, translations_folder: Path | None = None,
         request[SESSION].require(*CASEWORK)
         found = await node.cases()
         chosen = filters_of(request)
-        rows = [c for c in found
-                if (not chosen["country"] or _country(c["counterpart"]) == chosen["country"])
-                and (not chosen["status"] or c["state"] == chosen["status"])
-                and (not chosen["urgency"] or ("urgent" if c["urgent"] else "normal")
-                     == chosen["urgency"])
-                and (not chosen["overdue"] or c["overdue"])]
-        return page(request, "cases.html", cases=rows, total=len(found), filters=chosen,
+        shown = Page(page_number(request.query))
+        for c in found:
+            urgency = "urgent" if c["urgent"] else "normal"
+            shown.offer(c, chosen["country"] in ("", _country(c["counterpart"]))
+                        and chosen["status"] in ("", c["state"])
+                        and chosen["urgency"] in ("", urgency)
+                        and (not chosen["overdue"] or c["overdue"]))
+        return page(request, "cases.html", page=shown, filters=chosen,
                     countries=sorted({_country(c["counterpart"]) for c in found}),
                     statuses=sorted({c["state"] for c in found}))
 

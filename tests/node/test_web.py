@@ -32,6 +32,7 @@ from node.node import Node
 from node.outbound import Draft
 from node.tls import client_pin
 from node.users import Role
+from node.web.paging import PAGE_SIZE
 from protocol.errors import ConfigError
 from protocol.kinds import Kind
 from protocol.log_entry import parse_entry
@@ -909,3 +910,61 @@ async def test_the_configured_lockout_applies(fed: Federation,
     await user.sign_in("alice", "wrong password one")
     answer = await user.sign_in("alice", "wrong password two")
     assert (answer.status, answer.code()) == (429, "web.locked_out")
+
+
+# --- long lists -------------------------------------------------------------------------------
+
+
+async def test_a_long_outbox_is_paged_newest_first_and_filters_count_across_pages(
+        fed: Federation, http: aiohttp.ClientSession) -> None:
+    """Every message can be reached, the newest on the first page, however long the history;
+    the count says where the page stands, and the links keep the filters."""
+    fr = fed.nodes[FR]
+    earlier = (await state(fr))["messages_out"]
+    sent = [await fr.submit(Draft(BR, Kind.REQUEST, "text/plain", f"item {n}".encode()))
+            for n in range(2 * PAGE_SIZE + 30)]
+    total = earlier + len(sent)
+    alice = await browser(http, fed).signed_in("alice")
+
+    def ids(html: str) -> list[str]:
+        return re.findall(r'href="/messages/([0-9a-f]{32})"', html)
+
+    first = await alice.get("/outbox")
+    assert first.status == 200
+    assert ids(first.text)[:3] == [r.message_id for r in reversed(sent[-3:])]
+    assert len(ids(first.text)) == PAGE_SIZE
+    assert f"1 to {PAGE_SIZE} of {total} messages, newest first" in first.text
+    pages = -(-total // PAGE_SIZE)
+    assert f"page 1 of {pages}" in first.text and 'rel="prev"' not in first.text
+    assert re.search(r'rel="next" href="\?[^"]*page=2"', first.text)
+
+    last = await alice.get(f"/outbox?page={pages}")
+    assert len(ids(last.text)) == total - (pages - 1) * PAGE_SIZE
+    assert 'rel="next"' not in last.text and 'rel="prev"' in last.text
+    listed = [i for p in range(1, pages + 1)
+              for i in ids((await alice.get(f"/outbox?page={p}")).text)]
+    assert len(listed) == len(set(listed)) == total
+    mine = {r.message_id for r in sent}
+    assert [i for i in listed if i in mine] == [r.message_id for r in reversed(sent)]
+
+    beyond = await alice.get(f"/outbox?page={pages + 1}")
+    assert ids(beyond.text) == [] and f"No messages on this page, of {total}." in beyond.text
+    assert ids((await alice.get("/outbox?page=nonsense")).text) == ids(first.text)
+
+    none = await alice.get("/outbox?kind=outcome")
+    assert ids(none.text) == [] and f"({total} in all)" in none.text
+    kept = await alice.get("/outbox?kind=request&page=2")
+    assert re.search(r'rel="prev" href="\?[^"]*kind=request[^"]*page=1"', kept.text)
+
+
+async def test_a_long_case_list_is_paged(fed: Federation, http: aiohttp.ClientSession) -> None:
+    fr = fed.nodes[FR]
+    for n in range(PAGE_SIZE + 5):
+        await fr.submit(Draft(BR, Kind.REQUEST, "text/plain", b"request", case=f"PAGED-{n:03d}"))
+    total = len(await fr.cases())
+    alice = await browser(http, fed).signed_in("alice")
+    first, second = (await alice.get("/cases"), await alice.get("/cases?page=2"))
+    refs = [re.findall(r">(PAGED-\d{3})</a>", page.text) for page in (first, second)]
+    assert f"1 to {PAGE_SIZE} of {total} cases" in first.text
+    assert f"{PAGE_SIZE + 1} to {total} of {total} cases" in second.text
+    assert len(refs[0]) + len(refs[1]) == PAGE_SIZE + 5 and not set(refs[0]) & set(refs[1])

@@ -242,6 +242,21 @@ class AttachmentFiles:
             self.db.execute("UPDATE attachment_transfers SET verified = 1 "
                             "WHERE envelope_hash = ?", [envelope_hash])
 
+    def sweep(self, now: int, horizon: int) -> int:
+        """Forget the transfers no envelope can complete any more; return how many.
+
+        A transfer registered more than ``horizon`` seconds ago (past any envelope's lifetime)
+        whose envelope was never taken in is dead: the envelope would be refused as expired.
+        Its bytes are useless, and the room promised to it is held against every new transfer.
+        """
+        rows = self.db.execute(
+            "SELECT DISTINCT envelope_hash FROM attachment_transfers WHERE created_at < ? "
+            "AND envelope_hash NOT IN (SELECT envelope_hash FROM messages_in)",
+            [now - horizon]).fetchall()
+        for (digest,) in rows:
+            self.discard(digest)
+        return len(rows)
+
     def discard(self, envelope_hash: str) -> None:
         """Forget a transfer that failed verification; the sender starts it again."""
         with self.db.atomic():

@@ -75,7 +75,7 @@ from protocol.case_message import (
     parse_case_message,
 )
 from protocol.checkpoint import parse_tlog_proof
-from protocol.envelope import envelope_hash, parse_package
+from protocol.envelope import DEFAULT_MAX_SKEW, MAX_LIFETIME, envelope_hash, parse_package
 from protocol.errors import (
     ApiBadRequest,
     ApiIdempotencyKeyReused,
@@ -101,6 +101,9 @@ INLINE_SEAL_BYTES = 64 * 1024
 # requests a wake-up costs more than opening a few envelopes (PERFORMANCE.md, fifth round).
 # A larger batch is opened on the crypto threads, side by side with the store's commits.
 ONE_HOP_BATCH = 8
+TRANSFER_HORIZON = MAX_LIFETIME + DEFAULT_MAX_SKEW
+"""An attachment transfer older than this can no longer be completed: its envelope expired."""
+SWEEP_INTERVAL = 3600.0
 
 log = logging.getLogger("rogatory.node")
 T = TypeVar("T")
@@ -164,6 +167,7 @@ class Node:
         self._live: dict[str, dict[int, LiveCheck]] = {}
         self._queue_group: list[tuple[Journalled, asyncio.Future[None]]] = []
         self._committing = False  # a task is committing groups; submits join the next one
+        self._sweeper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.witness = Witness(
             authority=self.authority, seed=lambda: self.keystore.identity.seed,
@@ -315,6 +319,7 @@ class Node:
                                              self.config.web_port, False)
         await self.worker.start()
         await self.witness.start()
+        self._sweeper = asyncio.create_task(self._sweep_transfers())
         log.info("%s listening for peers on %s:%d, local API on %s:%d", self.authority,
                  self.config.peer_host, self.peer_port, self.config.api_host, self.api_port)
 
@@ -327,6 +332,24 @@ class Node:
         self.witness.hurry()
         await self.worker.stop()  # first: its last deliveries still ask the witness to check
         await self.witness.stop()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+
+    async def _sweep_transfers(self) -> None:
+        """At start and every hour: forget attachment transfers past any envelope's lifetime."""
+        while True:
+            try:
+                swept = await self.call(self.attachments.sweep, int(self.clock()),
+                                        TRANSFER_HORIZON)
+                if swept:
+                    log.info("forgot %d unfinished attachment transfer(s) that no envelope can "
+                             "complete any more", swept)
+            except (RogatoryError, OSError, sqlite3.Error) as exc:
+                log.warning("sweeping unfinished attachment transfers failed: %s", exc)
+            await asyncio.sleep(SWEEP_INTERVAL)
 
     async def stop(self) -> None:
         await self.quiesce()

@@ -1032,7 +1032,7 @@ class Node:
                              authority=self.authority, keystore=self.keystore,
                              directory=self._directory, archive=self.archive, now=now)
             if await self.call(self._queue, Journalled(record, message), envelope):
-                self.worker.wake()
+                self.worker.offer(record, attachments=False)
         except RogatoryError as exc:
             log.warning("no retrieval receipt for %s: %s", message_id, exc)
             await self.call(self.store.mark_opened, envelope, now)

@@ -289,6 +289,7 @@ def web_application(node: Node, *, translations_folder: Path | None = None,
         request[SESSION].require(*CASEWORK)
         cases = {(c["case_ref"], c["counterpart"]): c for c in await node.cases()}
         chosen = filters_of(request)
+        number = page_number(request.query)
 
         def row(line: MessageLine) -> dict[str, Any]:
             case = cases.get((line.case_ref, line.counterpart))
@@ -300,7 +301,7 @@ def web_application(node: Node, *, translations_folder: Path | None = None,
 
         def listing() -> tuple[Page, set[str], set[str], set[str]]:
             """On the store thread: one pass over the index, newest first, one page kept."""
-            shown = Page(page_number(request.query))
+            shown = Page(number)
             countries: set[str] = set()
             kinds: set[str] = set()
             statuses: set[str] = set()

@@ -24,10 +24,14 @@ rg() { "$ROGATORY" "$@"; }
 step() { printf '\n=== %s\n' "$*"; }
 # The id of the newest received message of a kind: inbox columns are id, day, time, from, kind.
 newest() { rg inbox --home "$1" --limit 1000 | awk -v k="$2" '$5 == k { id = $1 } END { print id }'; }
-# Wait until a case reaches a state on a node (deliveries are asynchronous).
+# Wait until a case reaches a state on a node (deliveries are asynchronous). The output is
+# read whole, not through `head` or `grep -q`: under pipefail, a reader that stops early can
+# make the command fail on a broken pipe, and the state would never seem reached.
 until_state() {
+    local shown
     for _ in $(seq 200); do
-        if rg case show "$2" --home "$1" 2>/dev/null | head -1 | grep -q " side, $3 since"; then
+        shown=$(rg case show "$2" --home "$1" 2>/dev/null) || shown=""
+        if [[ "${shown%%$'\n'*}" == *" side, $3 since"* ]]; then
             return 0
         fi
         sleep 0.1
@@ -143,7 +147,7 @@ rg show "$INFO" --home fr --as-receiver | tail -3
 rg conditions accept "$INFO" --home fr --as-receiver
 rg show "$INFO" --home fr | tail -3           # released to the unit once accepted
 for _ in $(seq 100); do
-    rg conditions list --home br | grep -q " accepted " && break
+    [[ "$(rg conditions list --home br)" == *" accepted "* ]] && break
     sleep 0.1
 done
 rg conditions list --home br

@@ -52,7 +52,7 @@ from typing import Any
 from node.config import load_config
 from node.federation import Federation, Member, passphrase_for
 from node.inbound import Prepared
-from node.node import Node
+from node.node import Journalled, Node
 from node.outbound import Draft, compose, receipt_received_entry, sent_entry
 from node.store import InboundRecord, OutboundRecord
 from protocol import merkle
@@ -185,7 +185,7 @@ class Bench:
 
         def run() -> None:
             for part in chunks(records, group):
-                results = node._queue_many([(record, None, "") for record in part])
+                results = node._queue_many([Journalled(record, None) for record in part])
                 if any(results):
                     raise RuntimeError(f"a submit failed: {results}")
 

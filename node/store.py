@@ -32,6 +32,7 @@ __all__ = ["InboundRecord", "LogEntry", "MessageLine", "OutboundRecord", "Store"
            "full_disk_as_store_error"]
 
 LogEntry = tuple[str, bytes]
+"""An audit log entry to append in the same transaction: (entry type, canonical bytes)."""
 
 
 class MessageLine(NamedTuple):
@@ -45,7 +46,7 @@ class MessageLine(NamedTuple):
     at: int  # received, or queued
     delivery: str  # the outbound state; "" for a message received
     opened_at: int | None  # when a message received was first read
-"""An audit log entry to append in the same transaction: (entry type, canonical bytes)."""
+
 
 SCHEMA_VERSION = 1
 

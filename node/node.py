@@ -119,6 +119,13 @@ class Journalled(NamedTuple):
     key: str = ""  # the caller's idempotency key
     digest: str = ""  # of the draft that used it
 
+    @property
+    def key_row(self) -> tuple[str, str, str, int] | None:
+        """What ``Store.record_submit_keys`` keeps of the key, if the caller gave one."""
+        if not self.key:
+            return None
+        return self.key, self.record.message_id, self.digest, self.record.created
+
 
 class Node:
     def __init__(self, config: NodeConfig, keystore: KeyStore, passphrase: bytes, *,
@@ -761,7 +768,8 @@ class Node:
         queued: list[tuple[OutboundRecord, float, tuple[LogEntry, ...]]] = []
         keys: list[tuple[str, str, str, int]] = []
         with self.store.transaction():
-            for record, content, override, key, digest in items:
+            for item in items:
+                record, content, override = item.record, item.content, item.override
                 # A savepoint for the step alone, where it has anything to write: a message
                 # with no case and no conditions leaves the case book as it is.
                 tracked = bool(record.case_ref) or isinstance(content, CaseMessage)
@@ -774,8 +782,8 @@ class Node:
                 results.append(None)
                 queued.append((record, self.clock(),
                                self._sent_entries(record, override, int(self.clock()))))
-                if key:
-                    keys.append((key, record.message_id, digest, record.created))
+                if (row := item.key_row) is not None:
+                    keys.append(row)
             self.store.queue_outbound_many(queued)
             if keys:
                 self.store.record_submit_keys(keys)
@@ -807,7 +815,7 @@ class Node:
         With ``opened`` (the envelope hash of a received message), the message is a retrieval
         receipt and is queued only if this is the first opening of that message.
         """
-        record, content, override, key, digest = item
+        record, content, override = item.record, item.content, item.override
         with self.store.transaction():
             now = int(self.clock())
             if opened and not self.store.mark_opened(opened, now):
@@ -815,8 +823,8 @@ class Node:
             self._track_sent(record, content, override)
             self.store.queue_outbound(record, self.clock(),
                                       *self._sent_entries(record, override, now))
-            if key:
-                self.store.record_submit_keys([(key, record.message_id, digest, record.created)])
+            if (row := item.key_row) is not None:
+                self.store.record_submit_keys([row])
         return True
 
     def _sent_entries(self, record: OutboundRecord, override: Override | None,

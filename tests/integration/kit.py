@@ -30,6 +30,7 @@ from node.node import Node
 from node.outbound import ENVELOPE_MEDIA_TYPE, RECEIPT_MEDIA_TYPE
 from node.store import OutboundRecord
 from node.tls import client_pin
+from protocol.log_entry import parse_entry
 from protocol.receipt import Receipt, parse_receipt
 from protocol.suites import Suite
 
@@ -185,3 +186,10 @@ def pins(federation: Federation, authority: str = FR) -> tuple[list[bytes], int]
     """The pinned secretariat keys and threshold an auditor verifies a bundle with."""
     config = load_config(federation.home(authority))
     return config.secretariat_keys, config.threshold
+
+
+async def log_entries(node: Node, start: int = 0) -> list[tuple[str, dict[str, Any]]]:
+    """The node's audit log entries from ``start``, parsed: (type, fields)."""
+    def read() -> list[bytes]:
+        return node.store.audit.entries(start, node.store.audit.size())
+    return [(t.value, f) for t, f in (parse_entry(e) for e in await node.call(read))]

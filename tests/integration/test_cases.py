@@ -9,6 +9,7 @@ import hashlib
 import io
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,6 @@ from protocol.errors import (
     StoreNotFound,
 )
 from protocol.kinds import Kind
-from protocol.log_entry import EntryType, parse_entry
 from protocol.request_package import CONTENT_TYPE, check_completeness, parse_request
 from tests.integration.kit import (
     BR,
@@ -32,6 +32,7 @@ from tests.integration.kit import (
     FR,
     KE,
     eventually,
+    log_entries,
     pins,
     post_raw,
     snapshot,
@@ -46,12 +47,9 @@ def package(name: str) -> bytes:
     return (REQUESTS / f"{name}.json").read_bytes()
 
 
-async def overrides(node: Node) -> list[dict[str, object]]:
+async def overrides(node: Node) -> list[dict[str, Any]]:
     """The check-overridden entries of the node's audit log."""
-    def read() -> list[bytes]:
-        return node.store.audit.entries(0, node.store.audit.size())
-    return [fields for kind, fields in map(parse_entry, await node.call(read))
-            if kind is EntryType.CHECK_OVERRIDDEN]
+    return [fields for kind, fields in await log_entries(node) if kind == "check-overridden"]
 
 
 async def state(node: Node, counterpart: str, ref: str = CASE) -> str:

@@ -35,12 +35,12 @@ from node.users import Role
 from node.web.paging import PAGE_SIZE
 from protocol.errors import ConfigError
 from protocol.kinds import Kind
-from protocol.log_entry import parse_entry
 from tests.integration.kit import (
     BR,
     DELIVERY,
     FR,
     MEMBERS,
+    log_entries,
     outbound_state,
     snapshot,
     start_federation,
@@ -190,12 +190,6 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 def browser(http: aiohttp.ClientSession, fed: Federation, authority: str = FR) -> Browser:
     return Browser(http, fed.nodes[authority])
-
-
-async def log_entries(node: Node, start: int = 0) -> list[tuple[str, dict[str, Any]]]:
-    def read() -> list[bytes]:
-        return node.store.audit.entries(start, node.store.audit.size())
-    return [(t.value, f) for t, f in (parse_entry(e) for e in await node.call(read))]
 
 
 async def log_size(node: Node) -> int:
